@@ -1,0 +1,109 @@
+"""Configuration, read once from the environment (prefix ``KRTC_``; ``REDIS_URL`` as is).
+
+Settings objects are built at the edges (CLI, Celery app, producer factory) and passed into
+constructors; nothing deeper in the code reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, HttpUrl, SecretStr, UrlConstraints, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from orchestrator.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_ENDPOINT",
+    "DEFAULT_REGION",
+    "DEFAULT_SERVICE",
+    "DEFAULT_CONNECT_TIMEOUT_S",
+    "DEFAULT_READ_TIMEOUT_S",
+    "DEFAULT_REDIS_URL",
+    "DEFAULT_HTTP_POOL_SIZE",
+    "Credentials",
+    "Settings",
+]
+
+#: spec §1, D1: https by default; plain http only when configured explicitly.
+DEFAULT_ENDPOINT = "https://krtc.api.ksyun.com/cloud"
+#: spec D2
+DEFAULT_REGION = "cn-beijing-6"
+DEFAULT_SERVICE = "krtc"
+DEFAULT_CONNECT_TIMEOUT_S = 3.05
+DEFAULT_READ_TIMEOUT_S = 10.0
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+#: Connections kept open to the API per process (one per concurrent call).
+DEFAULT_HTTP_POOL_SIZE = 64
+
+EndpointUrl = Annotated[HttpUrl, UrlConstraints(allowed_schemes=["https", "http"])]
+
+
+class Credentials:
+    """An API key pair. The secret is a :class:`SecretStr` and never shows in ``repr``."""
+
+    __slots__ = ("access_key", "secret_key")
+
+    def __init__(self, access_key: str, secret_key: SecretStr) -> None:
+        self.access_key = access_key
+        self.secret_key = secret_key
+
+    def __repr__(self) -> str:
+        return f"Credentials(access_key={self.access_key!r}, secret_key='**********')"
+
+
+class Settings(BaseSettings):
+    """Every setting of the orchestrator, with its environment variable and default."""
+
+    model_config = SettingsConfigDict(env_prefix="KRTC_", extra="ignore", frozen=True)
+
+    endpoint: EndpointUrl = Field(
+        default=HttpUrl(DEFAULT_ENDPOINT),
+        description="KRTC cloud-recording API URL (KRTC_ENDPOINT)",
+    )
+    access_key: str | None = Field(default=None, description="API access key id (KRTC_ACCESS_KEY)")
+    secret_key: SecretStr | None = Field(
+        default=None, description="API secret key (KRTC_SECRET_KEY); never printed"
+    )
+    region: str = Field(default=DEFAULT_REGION, min_length=1, description="signing region")
+    service: str = Field(default=DEFAULT_SERVICE, min_length=1, description="signing service")
+    connect_timeout_s: float = Field(default=DEFAULT_CONNECT_TIMEOUT_S, gt=0)
+    read_timeout_s: float = Field(default=DEFAULT_READ_TIMEOUT_S, gt=0)
+    http_pool_size: int = Field(default=DEFAULT_HTTP_POOL_SIZE, ge=1)
+    redis_url: str = Field(
+        default=DEFAULT_REDIS_URL,
+        validation_alias=AliasChoices("REDIS_URL", "redis_url"),
+        description="Redis for the broker, results and state (REDIS_URL)",
+    )
+
+    @field_validator("access_key", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    def credentials(self) -> Credentials:
+        """The API key pair.
+
+        Raises:
+            ConfigError: naming the environment variable that is missing.
+        """
+        missing = [
+            name
+            for name, value in (
+                ("KRTC_ACCESS_KEY", self.access_key),
+                ("KRTC_SECRET_KEY", self.secret_key and self.secret_key.get_secret_value()),
+            )
+            if not value
+        ]
+        if missing:
+            raise ConfigError(
+                f"missing API credentials: set {' and '.join(missing)} "
+                "(the KRTC cloud-recording key pair of your Kingsoft Cloud account)"
+            )
+        assert self.access_key is not None and self.secret_key is not None
+        return Credentials(self.access_key, self.secret_key)
+
+    @property
+    def endpoint_url(self) -> str:
+        """The endpoint as a string."""
+        return str(self.endpoint)
