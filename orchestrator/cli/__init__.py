@@ -1,0 +1,40 @@
+"""``krtc-rec``: the command line of the orchestrator.
+
+Each subcommand lives in its own module of this package and is loaded only when run, so that
+``krtc-rec api`` does not import Celery or the sandbox server.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+
+__all__ = ["main", "COMMANDS"]
+
+#: name -> "module:attribute" of each subcommand.
+COMMANDS: dict[str, str] = {
+    "api": "orchestrator.cli.api:api",
+    "sandbox": "orchestrator.cli.sandbox:sandbox",
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, _, attr = target.partition(":")
+        command: Any = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="krtc-orchestrator")
+def main() -> None:
+    """Reliable recording for the Kingsoft Cloud KRTC cloud-recording API."""
