@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_HTTP_POOL_SIZE",
     "Credentials",
     "Settings",
+    "load_settings",
 ]
 
 #: spec §1, D1: https by default; plain http only when configured explicitly.
@@ -107,3 +108,25 @@ class Settings(BaseSettings):
     def endpoint_url(self) -> str:
         """The endpoint as a string."""
         return str(self.endpoint)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with ``overrides`` (e.g. CLI options) winning.
+
+    Raises:
+        ConfigError: naming each bad variable and what is wrong with it (secret values are never
+            echoed).
+    """
+    from pydantic import ValidationError
+
+    from orchestrator.krtc.validation import field_errors
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in field_errors(exc):
+            name = error.path
+            env = "REDIS_URL" if name == "redis_url" else f"KRTC_{name.upper()}"
+            problems.append(f"{env}: {error.message.removeprefix(name).strip()}")
+    raise ConfigError("invalid configuration: " + "; ".join(problems))

@@ -32,7 +32,7 @@ from orchestrator.krtc.models import (
 from orchestrator.krtc.validation import parse_request
 from orchestrator.settings import Settings
 
-__all__ = ["API_VERSION", "CONTENT_TYPE", "KrtcClient", "RequestLike"]
+__all__ = ["API_VERSION", "CONTENT_TYPE", "KrtcClient", "RequestLike", "build_request"]
 
 API_VERSION = "v1"
 CONTENT_TYPE = "application/json;charset=UTF-8"
@@ -50,6 +50,28 @@ def _pooled_session(pool_size: int) -> requests.Session:
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
+
+
+def build_request(
+    url: str, request: ApiRequest, auth: requests.auth.AuthBase | None
+) -> requests.PreparedRequest:
+    """The HTTP request for ``request``: POST, the spec's headers, the body serialized once.
+
+    With ``auth`` the request is signed (auth runs last, on the final body).
+    """
+    prepared = requests.Request(
+        "POST",
+        url,
+        data=request.to_wire_bytes(),
+        headers={
+            "content-type": CONTENT_TYPE,
+            "x-action": request.action.value,
+            "x-version": API_VERSION,
+            "user-agent": USER_AGENT,
+        },
+        auth=auth,
+    ).prepare()
+    return prepared
 
 
 def _never_connected(exc: BaseException) -> bool:
@@ -147,19 +169,7 @@ class KrtcClient:
 
     def prepare(self, request: ApiRequest) -> requests.PreparedRequest:
         """The signed HTTP request that would be sent, without sending it."""
-        prepared = requests.Request(
-            "POST",
-            self.url,
-            data=request.to_wire_bytes(),
-            headers={
-                "content-type": CONTENT_TYPE,
-                "x-action": request.action.value,
-                "x-version": API_VERSION,
-                "user-agent": USER_AGENT,
-            },
-            auth=self.auth,
-        )
-        return self.session.prepare_request(prepared)
+        return build_request(self.url, request, self.auth)
 
     @staticmethod
     def _coerce(action: Action, request: ApiRequest | Mapping[str, Any]) -> ApiRequest:

@@ -1,0 +1,5 @@
+"""``python -m orchestrator.cli`` runs ``krtc-rec``."""
+
+from orchestrator.cli import main
+
+main()
