@@ -177,8 +177,8 @@ Int = Annotated[int, Strict()]
 PositiveInt = Annotated[int, Strict(), int_in_range(1, None)]
 NonEmptyStr = Annotated[str, Strict(), AfterValidator(_check_non_empty)]
 UidList = list[NonEmptyStr]
-#: A number in [0, 1]; integers 0 and 1 are numbers too.
-Fraction = Annotated[float, AfterValidator(_check_fraction)]
-Alpha = Annotated[float, AfterValidator(_check_alpha)]
+#: A number in [0, 1]; integers 0 and 1 are numbers too, but true or "0.5" is an error.
+Fraction = Annotated[float, Strict(), AfterValidator(_check_fraction)]
+Alpha = Annotated[float, Strict(), AfterValidator(_check_alpha)]
 Colour = Annotated[str, Strict(), AfterValidator(_check_colour)]
 RtmpUrl = Annotated[str, Strict(), AfterValidator(_check_rtmp)]
