@@ -7,7 +7,7 @@ from typing import ClassVar
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from orchestrator.krtc.enums import Action, FileListMode, RecordingStatus
+from orchestrator.krtc.enums import Action, RecordingStatus
 
 __all__ = [
     "ResponseModel",
@@ -69,10 +69,11 @@ class ServerResponse(ResponseModel):
         In "string" mode (mix with ``["hls"]``) the string is the M3U8 name of the mixed file,
         returned as one item with ``uid`` "0". With a snapshot config there is no list: ``[]``.
         """
-        if self.file_list is None:
+        if not self.file_list:
             return []
-        if isinstance(self.file_list, str) or self.file_list_mode == FileListMode.STRING:
-            return [FileInfo(file_name=str(self.file_list), uid="0", mixed_all_users=True)]
+        # The value's own type decides, not fileListMode: a list is never turned into a name.
+        if isinstance(self.file_list, str):
+            return [FileInfo(file_name=self.file_list, uid="0", mixed_all_users=True)]
         return list(self.file_list)
 
     @property
