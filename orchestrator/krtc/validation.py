@@ -123,7 +123,8 @@ def _predicate(error: ErrorDetails) -> str:
             else (f"must have at least {ctx.get('min_length')} items")
         )
     if kind == "too_long":
-        return f"must have at most {ctx.get('max_length')} items"
+        most = ctx.get("max_length")
+        return f"must have at most {most} item{'' if most == 1 else 's'}"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         return error["msg"].replace("Input should be", "must be")
     msg = error["msg"]
