@@ -36,6 +36,17 @@ DEFAULT_READ_TIMEOUT_S = 10.0
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 #: Connections kept open to the API per process (one per concurrent call).
 DEFAULT_HTTP_POOL_SIZE = 64
+DEFAULT_REDIS_PREFIX = "krtc"
+#: Seconds before the broker hands an unacknowledged task to another worker (after a crash).
+#: Must exceed the longest task run plus the largest retry delay (checked at start-up).
+DEFAULT_VISIBILITY_TIMEOUT_S = 300
+DEFAULT_RETRY_BACKOFF_BASE_S = 1.0
+DEFAULT_RETRY_BACKOFF_MAX_S = 60.0
+DEFAULT_START_MAX_ATTEMPTS = 6
+DEFAULT_UPDATE_MAX_ATTEMPTS = 5
+#: spec D13: a stop keeps trying far longer than a start (about 3 hours at the maximum backoff).
+DEFAULT_STOP_MAX_ATTEMPTS = 200
+DEFAULT_WORKER_CONCURRENCY = 32
 
 EndpointUrl = Annotated[HttpUrl, UrlConstraints(allowed_schemes=["https", "http"])]
 
@@ -71,6 +82,18 @@ class Settings(BaseSettings):
     connect_timeout_s: float = Field(default=DEFAULT_CONNECT_TIMEOUT_S, gt=0)
     read_timeout_s: float = Field(default=DEFAULT_READ_TIMEOUT_S, gt=0)
     http_pool_size: int = Field(default=DEFAULT_HTTP_POOL_SIZE, ge=1)
+    redis_prefix: str = Field(default=DEFAULT_REDIS_PREFIX, min_length=1)
+    visibility_timeout: int = Field(default=DEFAULT_VISIBILITY_TIMEOUT_S, ge=5)
+    retry_backoff_base: float = Field(default=DEFAULT_RETRY_BACKOFF_BASE_S, gt=0)
+    retry_backoff_max: float = Field(default=DEFAULT_RETRY_BACKOFF_MAX_S, gt=0)
+    start_max_attempts: int = Field(default=DEFAULT_START_MAX_ATTEMPTS, ge=1)
+    update_max_attempts: int = Field(default=DEFAULT_UPDATE_MAX_ATTEMPTS, ge=1)
+    stop_max_attempts: int = Field(default=DEFAULT_STOP_MAX_ATTEMPTS, ge=1)
+    #: A JSON file of named storage configs: {"NAME": {"vendor": 4, ..., "secretKey": "..."}}.
+    storage_profiles: str | None = None
+    #: API calls per second allowed per appId across all workers; 0 turns the limit off.
+    rate_limit_per_app: float = Field(default=0.0, ge=0)
+    worker_concurrency: int = Field(default=DEFAULT_WORKER_CONCURRENCY, ge=1)
     redis_url: str = Field(
         default=DEFAULT_REDIS_URL,
         validation_alias=AliasChoices("REDIS_URL", "redis_url"),

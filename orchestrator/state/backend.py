@@ -1,0 +1,53 @@
+"""The boundary with redis-py: its exceptions become :class:`StateError` subclasses here.
+
+Messages name the server as ``host:port`` (or the socket path) and never a password, even if
+one was in the URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from redis import Redis
+from redis.exceptions import ConnectionError, RedisError, TimeoutError
+
+from orchestrator.state.errors import StateBackendError, StateUnavailableError
+
+__all__ = ["describe", "redis_errors"]
+
+
+def describe(client: Redis) -> str:
+    """Where ``client`` connects, as ``host:port`` or a socket path, without credentials."""
+    kwargs = client.connection_pool.connection_kwargs
+    if kwargs.get("path"):
+        return str(kwargs["path"])
+    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+
+
+def _scrub(message: str, client: Redis) -> str:
+    password = client.connection_pool.connection_kwargs.get("password")
+    if isinstance(password, str) and password:
+        message = message.replace(password, "**********")
+    return message
+
+
+@contextmanager
+def redis_errors(client: Redis) -> Iterator[None]:
+    """Turn redis-py exceptions raised inside the block into state errors.
+
+    Raises:
+        StateUnavailableError: the server could not be reached or did not answer in time.
+        StateBackendError: the server answered with an error.
+    """
+    try:
+        yield
+    except (ConnectionError, TimeoutError) as exc:
+        detail = _scrub(str(exc) or type(exc).__name__, client)
+        raise StateUnavailableError(
+            f"Redis at {describe(client)} is unreachable: {detail} "
+            "(recording sessions cannot be read or changed until it is back; check REDIS_URL)"
+        ) from exc
+    except RedisError as exc:
+        detail = _scrub(str(exc) or type(exc).__name__, client)
+        raise StateBackendError(f"Redis at {describe(client)} refused a command: {detail}") from exc

@@ -1,0 +1,131 @@
+"""How a :class:`Session` is laid out in its Redis hash, and its history entries in their list.
+
+Every hash value is a string: enums by value, numbers in decimal, ``files``, ``last_error`` and
+``request`` as compact JSON. ``None`` is stored as an absent field (an empty string also reads
+as ``None``). Attempt counters are one field per action, ``attempts:<action>``, so that
+``HINCRBY`` can bump them atomically. Fields this version does not know are ignored on reading,
+so that a newer writer does not break an older reader.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from enum import Enum
+from typing import Any
+
+from pydantic import ValidationError
+
+from orchestrator.state.errors import CorruptSessionError
+from orchestrator.state.session import HistoryEntry, Session
+
+__all__ = [
+    "ATTEMPTS_FIELD_PREFIX",
+    "attempts_field",
+    "encode_value",
+    "session_to_hash",
+    "session_from_hash",
+    "history_from_list",
+    "text",
+]
+
+ATTEMPTS_FIELD_PREFIX = "attempts:"
+_JSON_FIELDS = frozenset({"files", "last_error", "request"})
+_NOT_STORED = frozenset({"history", "attempts"})
+
+
+def attempts_field(action: str) -> str:
+    """The hash field that counts the attempts of one action."""
+    return ATTEMPTS_FIELD_PREFIX + action
+
+
+def text(value: str | bytes) -> str:
+    """A Redis reply as text, whether or not the client decodes responses."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def encode_value(name: str, value: Any) -> str | None:
+    """The hash value of one field, or ``None`` when the field is to be absent.
+
+    Args:
+        name: the :class:`Session` attribute.
+        value: its value.
+    """
+    if value is None:
+        return None
+    if name in _JSON_FIELDS:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, bool):
+        raise TypeError(f"{name}: booleans are not stored in a session hash")
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def session_to_hash(session: Session) -> dict[str, str]:
+    """The hash fields of a session (without its history)."""
+    fields: dict[str, str] = {}
+    for name in Session.model_fields:
+        if name in _NOT_STORED:
+            continue
+        encoded = encode_value(name, getattr(session, name))
+        if encoded is not None:
+            fields[name] = encoded
+    for action, count in session.attempts.items():
+        fields[attempts_field(action)] = str(count)
+    return fields
+
+
+def session_from_hash(
+    session_id: str,
+    raw: Mapping[str, str] | Mapping[bytes, bytes] | Mapping[str | bytes, str | bytes],
+    history: list[HistoryEntry] | None = None,
+) -> Session:
+    """Decode a hash read with ``HGETALL``.
+
+    Args:
+        session_id: the id, for error messages.
+        raw: the hash (non-empty).
+        history: the history to attach, if it was read.
+
+    Raises:
+        CorruptSessionError: a value does not decode.
+    """
+    data: dict[str, Any] = {}
+    attempts: dict[str, int] = {}
+    try:
+        for key, value in raw.items():
+            name, val = text(key), text(value)
+            if name.startswith(ATTEMPTS_FIELD_PREFIX):
+                attempts[name[len(ATTEMPTS_FIELD_PREFIX) :]] = int(val)
+            elif name in _NOT_STORED or name not in Session.model_fields or val == "":
+                continue
+            elif name in _JSON_FIELDS:
+                data[name] = json.loads(val)
+            else:
+                data[name] = val
+        return Session(**data, attempts=attempts, history=history or [])
+    except (ValueError, TypeError, ValidationError) as exc:
+        raise CorruptSessionError(session_id, _short(exc)) from exc
+
+
+def history_from_list(session_id: str, raw: Iterable[str | bytes]) -> list[HistoryEntry]:
+    """Decode history entries read with ``LRANGE`` (oldest first).
+
+    Raises:
+        CorruptSessionError: an entry does not decode.
+    """
+    try:
+        return [HistoryEntry.model_validate_json(text(item)) for item in raw]
+    except ValidationError as exc:
+        raise CorruptSessionError(session_id, f"history entry: {_short(exc)}") from exc
+
+
+def _short(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return f"{where}: {first['msg']} ({exc.error_count()} error(s))"
+    return str(exc)

@@ -1,0 +1,82 @@
+"""Errors of the session store.
+
+::
+
+    OrchestratorError
+    └── StateError                      (orchestrator.errors)
+        ├── SessionNotFoundError        no session with that id (never created, or expired)
+        ├── IdempotencyKeyReusedError   an idempotency key came back with another identity
+        ├── CorruptSessionError         a stored session cannot be decoded
+        └── StateUnavailableError       Redis cannot be reached (connection refused, timeout)
+            └── (the message names host:port, never a password)
+
+``StateBackendError`` (also a ``StateError``) covers any other refusal by Redis, such as a
+script error or a key of the wrong type. ``redis`` exceptions never leave ``orchestrator.state``.
+"""
+
+from __future__ import annotations
+
+from orchestrator.errors import StateError
+
+__all__ = [
+    "SessionNotFoundError",
+    "IdempotencyKeyReusedError",
+    "CorruptSessionError",
+    "StateUnavailableError",
+    "StateBackendError",
+]
+
+
+class SessionNotFoundError(StateError):
+    """No session is stored under the id.
+
+    Attributes:
+        session_id: the id that was looked up.
+    """
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+        super().__init__(
+            f"recording session {session_id!r} not found "
+            "(never created, or its retention period has passed)"
+        )
+
+
+class IdempotencyKeyReusedError(StateError):
+    """An idempotency key was sent again for a different recording.
+
+    The key already names a session of another (appId, cname, uid, mode); reusing it for a new
+    recording is a bug in the caller, so nothing is created.
+
+    Attributes:
+        idempotency_key: the key.
+        session_id: the session the key already belongs to.
+    """
+
+    def __init__(self, idempotency_key: str, session_id: str) -> None:
+        self.idempotency_key = idempotency_key
+        self.session_id = session_id
+        super().__init__(
+            f"idempotency key {idempotency_key!r} already belongs to session {session_id!r}, "
+            "which records another appId/cname/uid/mode; use a new key for a new recording"
+        )
+
+
+class CorruptSessionError(StateError):
+    """A stored session (or one of its history entries) does not decode.
+
+    Attributes:
+        session_id: the session concerned.
+    """
+
+    def __init__(self, session_id: str, detail: str) -> None:
+        self.session_id = session_id
+        super().__init__(f"stored recording session {session_id!r} is corrupt: {detail}")
+
+
+class StateUnavailableError(StateError):
+    """Redis, which holds the sessions, cannot be reached; trying again later may succeed."""
+
+
+class StateBackendError(StateError):
+    """Redis answered with an error (for example a failed script or a key of the wrong type)."""

@@ -1,0 +1,87 @@
+"""Every Redis key name of the session store, built from one configurable prefix.
+
+No other module builds key names. The variable parts (ids, appId, cname, uid, idempotency keys)
+are percent-encoded, so a ``:`` inside a channel name can never make two keys collide::
+
+    {p}:session:{id}                    hash     one recording session
+    {p}:session:{id}:history            list     its history, oldest first (JSON entries)
+    {p}:identity:{appId}:{cname}:{uid}  string   id of the one unfinished session (spec D11)
+    {p}:idem:{key}                      string   id of the session an idempotency key created
+    {p}:active                          set      ids of the unfinished sessions
+    {p}:sessions                        zset     ids of all sessions, scored by creation time
+    {p}:dlq                             zset     dead-letter ids, scored by failure time
+    {p}:dlq:{id}                        string   one dead letter (JSON)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import quote
+
+__all__ = ["DEFAULT_PREFIX", "Keys"]
+
+#: The prefix of every key (setting ``redis_prefix``, env ``KRTC_REDIS_PREFIX``).
+DEFAULT_PREFIX = "krtc"
+
+_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+
+
+def _part(value: str) -> str:
+    # quote() leaves only [A-Za-z0-9_.~-] as is, so ':' and '%' are always encoded and the
+    # encoding is injective: two different values never give the same part.
+    return quote(value, safe="")
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key names under one prefix.
+
+    Args:
+        prefix: the first segment of every key; it may itself contain ``:`` (``"app:krtc"``).
+
+    Raises:
+        ValueError: the prefix is empty or contains whitespace.
+    """
+
+    prefix: str = DEFAULT_PREFIX
+
+    def __post_init__(self) -> None:
+        if not self.prefix or any(c.isspace() for c in self.prefix):
+            raise ValueError(f"invalid Redis key prefix {self.prefix!r}: non-empty, no whitespace")
+
+    def session(self, session_id: str) -> str:
+        """The hash of a session."""
+        return f"{self.prefix}:session:{_part(session_id)}"
+
+    def history(self, session_id: str) -> str:
+        """The history list of a session."""
+        return f"{self.prefix}:session:{_part(session_id)}:history"
+
+    def identity(self, app_id: str, cname: str, uid: str) -> str:
+        """The key that holds the id of the unfinished session of (appId, cname, uid)."""
+        return f"{self.prefix}:identity:{_part(app_id)}:{_part(cname)}:{_part(uid)}"
+
+    def idempotency(self, key: str) -> str:
+        """The key that holds the id of the session an idempotency key created."""
+        return f"{self.prefix}:idem:{_part(key)}"
+
+    def active(self) -> str:
+        """The set of unfinished session ids."""
+        return f"{self.prefix}:active"
+
+    def sessions(self) -> str:
+        """The sorted set of every session id, scored by creation time (unix seconds)."""
+        return f"{self.prefix}:sessions"
+
+    def dead_letters(self) -> str:
+        """The sorted set of dead-letter ids, scored by failure time (unix seconds)."""
+        return f"{self.prefix}:dlq"
+
+    def dead_letter(self, letter_id: str) -> str:
+        """One dead letter (JSON)."""
+        return f"{self.prefix}:dlq:{_part(letter_id)}"
+
+    def pattern(self) -> str:
+        """A ``SCAN MATCH`` pattern for every key under the prefix (glob characters escaped)."""
+        return _GLOB_SPECIAL.sub(r"\\\1", self.prefix) + ":*"

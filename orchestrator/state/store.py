@@ -1,0 +1,560 @@
+"""The session store: the durable state of recording sessions, in Redis.
+
+Every change that touches more than one key, or that must not race, is one Lua script
+(:mod:`orchestrator.state.scripts`); reads are pipelined. The store keeps no state of its own
+besides its settings, so any number of producers, workers and reconcilers can share one Redis.
+
+Redis should run with persistence (AOF) and ``maxmemory-policy noeviction``: an evicted session
+hash is a lost recording session. The store copes with such a loss where it can (a stale
+identity or idempotency key is released on the next create; a dangling id is pruned from the
+lists) but cannot bring the session back.
+"""
+
+from __future__ import annotations
+
+import builtins
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from enum import Enum
+from typing import Any, Final, cast
+
+from redis import Redis
+
+from orchestrator.krtc.enums import Action, Mode
+from orchestrator.state.backend import redis_errors
+from orchestrator.state.changes import describe_changes, hash_pairs, stop_args, transition_args
+from orchestrator.state.codec import (
+    attempts_field,
+    history_from_list,
+    session_from_hash,
+    session_to_hash,
+    text,
+)
+from orchestrator.state.errors import (
+    IdempotencyKeyReusedError,
+    SessionNotFoundError,
+    StateBackendError,
+)
+from orchestrator.state.ids import new_session_id
+from orchestrator.state.keys import DEFAULT_PREFIX, Keys
+from orchestrator.state.results import (
+    CreateResult,
+    StopOutcome,
+    StopRequestResult,
+    TransitionResult,
+)
+from orchestrator.state.scripts import Scripts
+from orchestrator.state.session import Desired, HistoryEntry, Phase, Session, Source
+
+__all__ = [
+    "DEFAULT_HISTORY_LIMIT",
+    "DEFAULT_RETENTION_S",
+    "DEFAULT_IDEMPOTENCY_TTL_S",
+    "DEFAULT_LIST_LIMIT",
+    "UNSET",
+    "SessionStore",
+]
+
+#: History entries kept per session (the oldest are dropped).
+DEFAULT_HISTORY_LIMIT = 100
+#: Seconds a finished session (and its history) is kept.
+DEFAULT_RETENTION_S = 7 * 86400
+#: Seconds an idempotency key keeps naming the session it created.
+DEFAULT_IDEMPOTENCY_TTL_S = 86400
+#: Sessions returned by :meth:`SessionStore.list` unless told otherwise.
+DEFAULT_LIST_LIMIT = 100
+
+
+class _Unset(Enum):
+    UNSET = "UNSET"
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+#: "Leave this field as it is" (``None`` means "clear it").
+UNSET: Final = _Unset.UNSET
+
+_FINISHED = sorted(p.value for p in Phase.finished())
+
+
+class SessionStore:
+    """Recording sessions in Redis.
+
+    Args:
+        redis: the client (with or without ``decode_responses``); pass it explicitly, the store
+            keeps no global connection.
+        prefix: the first segment of every key (setting ``redis_prefix``).
+        history_limit: history entries kept per session.
+        retention_s: seconds a finished session is kept.
+        idempotency_ttl_s: seconds an idempotency key is remembered; at most ``retention_s``, so
+            that a key never outlives the session it names.
+        clock: the time in unix seconds (injectable for tests).
+
+    Raises:
+        ValueError: a limit is not positive, or ``idempotency_ttl_s > retention_s``.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        history_limit: int = DEFAULT_HISTORY_LIMIT,
+        retention_s: int = DEFAULT_RETENTION_S,
+        idempotency_ttl_s: int = DEFAULT_IDEMPOTENCY_TTL_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        for name, value in (
+            ("history_limit", history_limit),
+            ("retention_s", retention_s),
+            ("idempotency_ttl_s", idempotency_ttl_s),
+        ):
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
+        if idempotency_ttl_s > retention_s:
+            raise ValueError(
+                f"idempotency_ttl_s ({idempotency_ttl_s}) must not exceed retention_s "
+                f"({retention_s}): a key would outlive the session it names"
+            )
+        self.keys = Keys(prefix)
+        self.history_limit = history_limit
+        self.retention_s = retention_s
+        self.idempotency_ttl_s = idempotency_ttl_s
+        self._redis = redis
+        self._clock = clock
+        self._scripts = Scripts.register(redis)
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        history_limit: int = DEFAULT_HISTORY_LIMIT,
+        retention_s: int = DEFAULT_RETENTION_S,
+        idempotency_ttl_s: int = DEFAULT_IDEMPOTENCY_TTL_S,
+        clock: Callable[[], float] = time.time,
+        **redis_options: Any,
+    ) -> SessionStore:
+        """A store on a new client for ``url`` (``redis://[:password@]host:port/db``).
+
+        Args:
+            url: the Redis URL (setting ``redis_url``, env ``REDIS_URL``).
+            prefix, history_limit, retention_s, idempotency_ttl_s, clock: as for the class.
+            **redis_options: passed to ``redis.Redis.from_url`` (timeouts, retries, ...).
+        """
+        client = Redis.from_url(url, decode_responses=True, **redis_options)
+        return cls(
+            client,
+            prefix=prefix,
+            history_limit=history_limit,
+            retention_s=retention_s,
+            idempotency_ttl_s=idempotency_ttl_s,
+            clock=clock,
+        )
+
+    def ping(self) -> None:
+        """Check that Redis answers.
+
+        Raises:
+            StateUnavailableError: it does not.
+        """
+        with redis_errors(self._redis):
+            self._redis.ping()
+
+    # -- creating ------------------------------------------------------------------------------
+
+    def create(
+        self,
+        *,
+        app_id: str,
+        cname: str,
+        uid: str,
+        mode: Mode,
+        request: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        max_duration_s: int | None = None,
+        restarted_from: str | None = None,
+        source: Source = Source.PRODUCER,
+        why: str = "start requested",
+    ) -> CreateResult:
+        """Create a pending session, unless one exists already (spec D11).
+
+        Atomic: of any number of concurrent creates for one identity, exactly one creates.
+
+        Args:
+            app_id, cname, uid: the identity; at most one unfinished session has it.
+            mode: the recording mode.
+            request: the start request body in wire form; it must not contain secrets.
+            idempotency_key: the producer's key: the same key gives back the same session for
+                ``idempotency_ttl_s`` seconds, even after it finished.
+            max_duration_s: an upper bound on the recording's length, for the reconciler.
+            restarted_from: the session this one restarts (restart policy, spec D14).
+            source, why: recorded in the first history entry.
+
+        Returns:
+            ``(session, created)``; when not created, the session that the idempotency key
+            names, else the unfinished session that holds the identity.
+
+        Raises:
+            ValueError: app_id, cname or uid is empty, or max_duration_s is not positive.
+            IdempotencyKeyReusedError: the key names a session of another identity or mode.
+            StateUnavailableError: Redis is unreachable.
+        """
+        for name, value in (("app_id", app_id), ("cname", cname), ("uid", uid)):
+            if not value:
+                raise ValueError(f"{name} must not be empty")
+        if max_duration_s is not None and max_duration_s < 1:
+            raise ValueError(f"max_duration_s must be positive, got {max_duration_s}")
+        if idempotency_key == "":
+            raise ValueError("idempotency_key must not be empty (pass None for no key)")
+        now = self._clock()
+        session = Session(
+            id=new_session_id(now),
+            app_id=app_id,
+            cname=cname,
+            uid=uid,
+            mode=Mode(mode),
+            request=dict(request or {}),
+            idempotency_key=idempotency_key,
+            max_duration_s=max_duration_s,
+            restarted_from=restarted_from,
+            created_at=now,
+            updated_at=now,
+        )
+        entry = HistoryEntry(
+            at=now,
+            what=f"created (phase {session.phase.value}, desired {session.desired.value})",
+            why=why,
+            source=source,
+        )
+        identity_key = self.keys.identity(app_id, cname, uid)
+        keys = [
+            self.keys.session(session.id),
+            self.keys.history(session.id),
+            identity_key,
+            self.keys.active(),
+            self.keys.sessions(),
+        ]
+        if idempotency_key is not None:
+            keys.append(self.keys.idempotency(idempotency_key))
+        args: list[str | int | float] = [
+            session.id,
+            repr(now),
+            self.idempotency_ttl_s,
+            entry.model_dump_json(),
+        ]
+        for name, value in session_to_hash(session).items():
+            args += [name, value]
+
+        for _ in range(2):
+            with redis_errors(self._redis):
+                existing_id, outcome = self._scripts.create(keys=keys, args=args)
+            existing_id, outcome = text(existing_id), text(outcome)
+            # The id is ours if the script ran before (a retried call whose answer was lost).
+            if outcome == "created" or existing_id == session.id:
+                return CreateResult(session.model_copy(update={"history": []}), True)
+            existing = self.get(existing_id)
+            if existing is None:
+                # The key names a session that is gone (evicted or deleted by hand): release
+                # the key unless someone has taken it meanwhile, and try once more.
+                with redis_errors(self._redis):
+                    self._scripts.compare_and_delete(keys=keys[2:3] + keys[5:], args=[existing_id])
+                continue
+            if outcome == "idempotent" and (existing.identity, existing.mode) != (
+                session.identity,
+                session.mode,
+            ):
+                assert idempotency_key is not None
+                raise IdempotencyKeyReusedError(idempotency_key, existing.id)
+            return CreateResult(existing, False)
+        raise StateBackendError(
+            f"could not create a session for {app_id}/{cname}/{uid}: its identity or "
+            "idempotency key keeps naming sessions that do not exist"
+        )
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def get(self, session_id: str, *, with_history: bool = False) -> Session | None:
+        """The session, or ``None`` if there is none (never created, or expired).
+
+        Args:
+            session_id: the id.
+            with_history: also read the history (in the same round trip).
+
+        Raises:
+            CorruptSessionError: the stored session does not decode.
+            StateUnavailableError: Redis is unreachable.
+        """
+        with redis_errors(self._redis):
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.hgetall(self.keys.session(session_id))
+            if with_history:
+                pipe.lrange(self.keys.history(session_id), 0, -1)
+            replies = pipe.execute()
+        if not replies[0]:
+            return None
+        history = history_from_list(session_id, replies[1]) if with_history else None
+        return session_from_hash(session_id, replies[0], history)
+
+    def get_or_raise(self, session_id: str, *, with_history: bool = False) -> Session:
+        """Like :meth:`get`, but a missing session is an error.
+
+        Raises:
+            SessionNotFoundError: there is no such session.
+        """
+        session = self.get(session_id, with_history=with_history)
+        if session is None:
+            raise SessionNotFoundError(session_id)
+        return session
+
+    def history(self, session_id: str, limit: int | None = None) -> list[HistoryEntry]:
+        """The history of a session, oldest first.
+
+        Args:
+            session_id: the id.
+            limit: return only the newest ``limit`` entries.
+
+        Raises:
+            SessionNotFoundError: there is no such session.
+        """
+        if limit is not None and limit < 1:
+            raise ValueError(f"limit must be positive, got {limit}")
+        with redis_errors(self._redis):
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.exists(self.keys.session(session_id))
+            pipe.lrange(self.keys.history(session_id), -limit if limit else 0, -1)
+            exists, raw = pipe.execute()
+        if not exists:
+            raise SessionNotFoundError(session_id)
+        return history_from_list(session_id, raw)
+
+    def active_ids(self) -> list[str]:
+        """The ids of the unfinished sessions, oldest first."""
+        with redis_errors(self._redis):
+            members = cast("set[str | bytes]", self._redis.smembers(self.keys.active()))
+        return sorted(text(m) for m in members)
+
+    def find_active(self, app_id: str, cname: str, uid: str) -> Session | None:
+        """The unfinished session of (appId, cname, uid), if there is one (spec D11)."""
+        with redis_errors(self._redis):
+            session_id = cast(
+                "str | bytes | None", self._redis.get(self.keys.identity(app_id, cname, uid))
+            )
+        if session_id is None:
+            return None
+        session = self.get(text(session_id))
+        return None if session is None or session.is_finished else session
+
+    def list(
+        self, *, active_only: bool = False, limit: int = DEFAULT_LIST_LIMIT
+    ) -> builtins.list[Session]:
+        """Sessions, newest first.
+
+        Ids whose session has expired are skipped and pruned from the index they came from.
+
+        Args:
+            active_only: only the unfinished sessions.
+            limit: at most this many.
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be positive, got {limit}")
+        found: builtins.list[Session] = []
+        if active_only:
+            ids = self.active_ids()[::-1]
+        start = 0
+        while len(found) < limit:
+            want = limit - len(found)
+            if active_only:
+                page = ids[start : start + want]
+            else:
+                with redis_errors(self._redis):
+                    raw = cast(
+                        "builtins.list[str | bytes]",
+                        self._redis.zrevrange(self.keys.sessions(), start, start + want - 1),
+                    )
+                page = [text(i) for i in raw]
+            if not page:
+                break
+            start += len(page)
+            found += self._load_and_prune(page, active_only=active_only)
+        return found
+
+    # -- changing ------------------------------------------------------------------------------
+
+    def transition(
+        self,
+        session_id: str,
+        *,
+        to: Phase | None = None,
+        allowed_from: Iterable[Phase] | None = None,
+        why: str = "",
+        source: Source = Source.TASK,
+        sid: str | None | _Unset = UNSET,
+        desired: Desired | _Unset = UNSET,
+        last_status: int | None | _Unset = UNSET,
+        files: Sequence[Mapping[str, Any]] | None | _Unset = UNSET,
+        last_error: Mapping[str, Any] | None | _Unset = UNSET,
+        restarted_to: str | None | _Unset = UNSET,
+        record: bool = True,
+    ) -> TransitionResult:
+        """Compare-and-set the phase, update fields and append a history entry, atomically.
+
+        A session in a final phase never leaves it (the change of phase is refused; field
+        updates still apply). Reaching a final phase releases the identity and starts the
+        retention period.
+
+        Args:
+            session_id: the session.
+            to: the new phase (``None``: keep the phase).
+            allowed_from: apply only if the session is in one of these phases (``None``: any).
+            why, source: recorded in the history entry.
+            sid, desired, last_status, files, last_error, restarted_to: new values; ``UNSET``
+                leaves a field as it is and ``None`` clears it.
+            record: append a history entry (set to false for routine updates that change no
+                phase, such as a poll that saw the same status).
+
+        Raises:
+            SessionNotFoundError: there is no such session.
+        """
+        candidates: dict[str, Any] = {
+            "sid": sid,
+            "desired": desired,
+            "last_status": last_status,
+            "files": files if files is None or files is UNSET else [dict(f) for f in files],
+            "last_error": (
+                last_error if last_error is None or last_error is UNSET else dict(last_error)
+            ),
+            "restarted_to": restarted_to,
+        }
+        changes = {k: v for k, v in candidates.items() if v is not UNSET}
+        now = self._clock()
+        entry = None
+        if record:
+            entry = HistoryEntry(
+                at=now, what=describe_changes(changes), why=why, source=source
+            ).model_dump(mode="json")
+        args = transition_args(
+            now=now,
+            to=to,
+            allowed_from=allowed_from,
+            changes=changes,
+            entry=entry,
+            history_limit=self.history_limit,
+            retention_s=self.retention_s,
+        )
+        session_key = self.keys.session(session_id)
+        keys = [session_key, self.keys.history(session_id), self.keys.active()]
+        identity = self._identity_key(session_id)
+        if identity is not None:
+            keys.append(identity)
+        with redis_errors(self._redis):
+            applied, found, flat = self._scripts.transition(keys=keys, args=[session_id, args])
+        if int(applied) == -1:
+            raise SessionNotFoundError(session_id)
+        session = session_from_hash(session_id, hash_pairs(flat))
+        return TransitionResult(bool(int(applied)), Phase(text(found)), session)
+
+    def request_stop(
+        self, session_id: str, *, why: str = "stop requested", source: Source = Source.PRODUCER
+    ) -> StopRequestResult:
+        """Record that the recording should stop (spec D13); cancel it if never started.
+
+        Returns:
+            what was done; :attr:`StopRequestResult.needs_stop_call` says whether a stop task
+            must be enqueued.
+
+        Raises:
+            SessionNotFoundError: there is no such session.
+        """
+        args = stop_args(
+            now=self._clock(),
+            source=source,
+            why=why,
+            history_limit=self.history_limit,
+            retention_s=self.retention_s,
+        )
+        keys = [self.keys.session(session_id), self.keys.history(session_id), self.keys.active()]
+        identity = self._identity_key(session_id)
+        if identity is not None:
+            keys.append(identity)
+        with redis_errors(self._redis):
+            outcome, found, flat = self._scripts.request_stop(keys=keys, args=[session_id, args])
+        if text(outcome) == "missing":
+            raise SessionNotFoundError(session_id)
+        session = session_from_hash(session_id, hash_pairs(flat))
+        return StopRequestResult(StopOutcome(text(outcome)), Phase(text(found)), session)
+
+    def record_attempt(self, session_id: str, action: Action | str) -> int:
+        """Count one call of ``action`` for the session and return the count so far.
+
+        Raises:
+            SessionNotFoundError: there is no such session.
+        """
+        name = Action(action).value if isinstance(action, Action) else action
+        with redis_errors(self._redis):
+            count = self._scripts.record_attempt(
+                keys=[self.keys.session(session_id)],
+                args=[attempts_field(name), repr(self._clock())],
+            )
+        if int(count) == -1:
+            raise SessionNotFoundError(session_id)
+        return int(count)
+
+    def note(
+        self, session_id: str, what: str, *, why: str = "", source: Source = Source.TASK
+    ) -> None:
+        """Append a history entry that changes nothing else (an attempt, a retry, an alert)."""
+        now = self._clock()
+        entry = HistoryEntry(at=now, what=what, why=why, source=source).model_dump(mode="json")
+        args = transition_args(
+            now=now,
+            to=None,
+            allowed_from=None,
+            changes={},
+            entry=entry,
+            history_limit=self.history_limit,
+            retention_s=self.retention_s,
+        )
+        keys = [self.keys.session(session_id), self.keys.history(session_id), self.keys.active()]
+        with redis_errors(self._redis):
+            applied, _, _ = self._scripts.transition(keys=keys, args=[session_id, args])
+        if int(applied) == -1:
+            raise SessionNotFoundError(session_id)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _identity_key(self, session_id: str) -> str | None:
+        with redis_errors(self._redis):
+            raw = cast(
+                "builtins.list[str | bytes | None]",
+                self._redis.hmget(self.keys.session(session_id), ["app_id", "cname", "uid"]),
+            )
+        if any(v is None for v in raw):
+            return None
+        app_id, cname, uid = (text(v) for v in raw if v is not None)
+        return self.keys.identity(app_id, cname, uid)
+
+    def _load_and_prune(
+        self, ids: builtins.list[str], *, active_only: bool
+    ) -> builtins.list[Session]:
+        with redis_errors(self._redis):
+            pipe = self._redis.pipeline(transaction=False)
+            for session_id in ids:
+                pipe.hgetall(self.keys.session(session_id))
+            replies = pipe.execute()
+        found: builtins.list[Session] = []
+        gone: builtins.list[str] = []
+        for session_id, raw in zip(ids, replies, strict=True):
+            if raw:
+                found.append(session_from_hash(session_id, raw))
+            else:
+                gone.append(session_id)
+        if gone:
+            with redis_errors(self._redis):
+                if active_only:
+                    self._redis.srem(self.keys.active(), *gone)
+                else:
+                    self._redis.zrem(self.keys.sessions(), *gone)
+        return found
