@@ -1,0 +1,12 @@
+"""Integration fixtures: each kind lives in its own module and is re-exported here.
+
+``pytest_plugins`` is refused in a conftest below the rootdir, so fixture modules are imported
+instead: add one import line per module.
+"""
+
+from tests.integration.sandbox_fixture import (  # noqa: F401
+    sandbox,
+    sandbox_factory,
+    sandbox_server,
+    sandbox_settings,
+)
