@@ -1,0 +1,88 @@
+"""Session ids (orchestrator/state/ids.py)."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+
+from orchestrator.state.ids import SESSION_ID_LENGTH, is_session_id, new_session_id
+
+ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def timestamp_ms(session_id: str) -> int:
+    """The milliseconds encoded in the first 10 characters (48 bits)."""
+    value = 0
+    for char in session_id[:10]:
+        value = value * 32 + ALPHABET.index(char)
+    return value
+
+
+def test_an_id_is_26_characters_of_crockford_base32() -> None:
+    session_id = new_session_id()
+
+    assert len(session_id) == SESSION_ID_LENGTH == 26
+    assert set(session_id) <= set(ALPHABET)
+    assert not set(session_id) & set("ILOU")
+    assert is_session_id(session_id)
+
+
+def test_the_id_starts_with_its_creation_time_in_milliseconds() -> None:
+    assert timestamp_ms(new_session_id(1700000000.1234)) == 1700000000123
+    assert new_session_id(0.0).startswith("0000000000")
+
+
+def test_the_default_time_is_now() -> None:
+    before = int(time.time() * 1000)
+    session_id = new_session_id()
+    after = int(time.time() * 1000)
+
+    assert before <= timestamp_ms(session_id) <= after
+
+
+def test_ids_sort_in_creation_order_across_milliseconds() -> None:
+    times = [1700000000 + i * 0.001 + 0.0004 for i in range(500)]
+    ids = [new_session_id(t) for t in times]
+    shuffled = ids[:]
+    random.Random(7).shuffle(shuffled)
+
+    assert sorted(shuffled) == ids
+
+
+def test_ids_sort_in_creation_order_across_years() -> None:
+    times = [0.0, 1.0, 86400.0, 1700000000.0, 1700000000.001, 2500000000.0, 281474976710.0]
+
+    ids = [new_session_id(t) for t in times]
+
+    assert sorted(ids) == ids
+
+
+def test_ids_of_the_same_millisecond_are_distinct() -> None:
+    ids = {new_session_id(1700000000.0) for _ in range(2000)}
+
+    assert len(ids) == 2000
+    assert len({i[:10] for i in ids}) == 1
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "01hzzzzzzzzzzzzzzzzzzzzzzz",
+        "01HZZZZZZZZZZZZZZZZZZZZZZ",
+        "01HZZZZZZZZZZZZZZZZZZZZZZZZ",
+        "01HZZZZZZZZZZZZZZZZZZZZZZI",
+        "01HZZZZZZZZZZZZZZZZZZZZZZU",
+        "81HZZZZZZZZZZZZZZZZZZZZZZZ",
+        "01HZZZZZZZZZZZZZZZZZZZZZ:Z",
+        " 01HZZZZZZZZZZZZZZZZZZZZZZ",
+    ],
+)
+def test_values_of_another_shape_are_not_session_ids(value: str) -> None:
+    assert not is_session_id(value)
+
+
+def test_the_largest_id_still_has_the_shape() -> None:
+    assert is_session_id("7ZZZZZZZZZZZZZZZZZZZZZZZZZ")
