@@ -72,6 +72,12 @@ class StorageProfiles:
             raise ConfigError(f"{where} must be a JSON object of NAME: storageConfig")
         profiles: dict[str, StorageConfig] = {}
         for name, value in data.items():
+            if not isinstance(value, dict):
+                # validate_model would read a string as JSON text, accepting a profile written
+                # as a quoted object and naming the rest "(body)".
+                raise ConfigError(
+                    f"{where}: profile {name!r} must be a JSON object (storageConfig)"
+                )
             try:
                 profiles[name] = validate_model(StorageConfig, value, subject=f"profile {name!r}")
             except RequestValidationError as exc:
