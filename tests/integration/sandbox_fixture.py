@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -24,15 +25,19 @@ from typing import Any
 
 import pytest
 import requests
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials as BotoCredentials
 from pydantic import SecretStr
 
 from orchestrator.sandbox import Behaviour, SandboxConfig, SandboxThread
-from orchestrator.settings import Credentials, Settings
+from orchestrator.settings import DEFAULT_REGION, DEFAULT_SERVICE, Credentials, Settings
 from tests.conftest import SENTINEL_SECRET, TEST_ACCESS_KEY
 
 __all__ = [
     "TEST_BEHAVIOUR",
     "ControlError",
+    "botocore_post",
     "SandboxHandle",
     "SandboxProcess",
     "sandbox_config",
@@ -58,6 +63,43 @@ def sandbox_config(**overrides: Any) -> SandboxConfig:
     }
     values.update(overrides)
     return SandboxConfig(**values)
+
+
+def botocore_post(
+    url: str,
+    action: str | None,
+    body: bytes | str | Any,
+    *,
+    access_key: str,
+    secret_key: str,
+    region: str = DEFAULT_REGION,
+    service: str = DEFAULT_SERVICE,
+    headers: dict[str, str] | None = None,
+    sign: bool = True,
+    timeout_s: float = 5.0,
+) -> requests.Response:
+    """POST ``body`` to ``url`` signed by botocore's SigV4 (a signer independent of ours).
+
+    Args:
+        action: the ``x-action`` header (``None`` leaves it out).
+        body: bytes or text sent as is; anything else is sent as compact JSON.
+        headers: extra headers, or replacements (e.g. ``{"x-version": "v2"}``), signed too.
+        sign: ``False`` sends the request unsigned.
+    """
+    if isinstance(body, str):
+        data = body.encode()
+    elif isinstance(body, bytes):
+        data = body
+    else:
+        data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    hdrs = {"content-type": "application/json;charset=UTF-8", "x-version": "v1"}
+    if action is not None:
+        hdrs["x-action"] = action
+    hdrs.update(headers or {})
+    request = AWSRequest(method="POST", url=url, data=data, headers=hdrs)
+    if sign:
+        SigV4Auth(BotoCredentials(access_key, secret_key), service, region).add_auth(request)
+    return requests.post(url, data=data, headers=dict(request.headers), timeout=timeout_s)
 
 
 class ControlError(Exception):
@@ -103,6 +145,12 @@ class SandboxHandle:
         }
         values.update(overrides)
         return Settings(**values)
+
+    def post(self, action: str | None, body: Any, **kwargs: Any) -> requests.Response:
+        """POST to ``/cloud`` signed by botocore with this sandbox's key pair (see
+        :func:`botocore_post`; ``kwargs`` override, e.g. ``secret_key=...``)."""
+        keys = {"access_key": self.access_key, "secret_key": self.secret_key}
+        return botocore_post(self.url, action, body, **(keys | kwargs))
 
     def control(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
         """Call the control API (``path`` relative to ``/_sandbox/``) and return its JSON.
