@@ -361,6 +361,7 @@ class SessionStore:
         if limit < 1:
             raise ValueError(f"limit must be positive, got {limit}")
         found: builtins.list[Session] = []
+        gone: builtins.list[str] = []
         if active_only:
             ids = self.active_ids()[::-1]
         start = 0
@@ -378,7 +379,17 @@ class SessionStore:
             if not page:
                 break
             start += len(page)
-            found += self._load_and_prune(page, active_only=active_only)
+            loaded, missing = self._load(page)
+            found += loaded
+            gone += missing
+        # Pruned only now: removing ids from the sorted set while paging through it by rank
+        # would shift the ranks, and the page after a pruned id would skip as many sessions.
+        if gone:
+            with redis_errors(self._redis):
+                if active_only:
+                    self._redis.srem(self.keys.active(), *gone)
+                else:
+                    self._redis.zrem(self.keys.sessions(), *gone)
         return found
 
     # -- changing ------------------------------------------------------------------------------
@@ -536,9 +547,8 @@ class SessionStore:
         app_id, cname, uid = (text(v) for v in raw if v is not None)
         return self.keys.identity(app_id, cname, uid)
 
-    def _load_and_prune(
-        self, ids: builtins.list[str], *, active_only: bool
-    ) -> builtins.list[Session]:
+    def _load(self, ids: builtins.list[str]) -> tuple[builtins.list[Session], builtins.list[str]]:
+        """The sessions of ``ids`` that exist, and the ids whose session is gone."""
         with redis_errors(self._redis):
             pipe = self._redis.pipeline(transaction=False)
             for session_id in ids:
@@ -551,10 +561,4 @@ class SessionStore:
                 found.append(session_from_hash(session_id, raw))
             else:
                 gone.append(session_id)
-        if gone:
-            with redis_errors(self._redis):
-                if active_only:
-                    self._redis.srem(self.keys.active(), *gone)
-                else:
-                    self._redis.zrem(self.keys.sessions(), *gone)
-        return found
+        return found, gone

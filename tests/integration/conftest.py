@@ -10,3 +10,11 @@ from tests.integration.sandbox_fixture import (  # noqa: F401
     sandbox_server,
     sandbox_settings,
 )
+from tests.integration.state_fixture import (  # noqa: F401
+    dead_letters,
+    key_prefix,
+    make_store,
+    redis_client,
+    redis_url,
+    store,
+)
