@@ -43,11 +43,11 @@ def _split(value: str, what: str) -> tuple[str, str]:
 
 
 def _count(rest: str) -> tuple[str, int]:
-    head, sep, count = rest.partition("x")
-    if not sep:
+    head, sep, count = rest.rpartition("x")
+    if not sep or not count.isdigit():
         return rest, 1
-    if not count.isdigit() or int(count) < 1:
-        raise click.BadParameter(f"the count after 'x' must be a positive integer, got {count!r}")
+    if int(count) < 1:
+        raise click.BadParameter(f"the count after 'x' must be at least 1, got {count!r}")
     return head, int(count)
 
 

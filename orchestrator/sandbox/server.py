@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
 
 from tornado.httpserver import HTTPServer
 from tornado.iostream import IOStream
-from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
 
 from orchestrator.sandbox.config import SandboxConfig
@@ -23,10 +23,20 @@ from orchestrator.sandbox.control import control_routes
 from orchestrator.sandbox.errors import error_body
 from orchestrator.sandbox.service import Reply, Sandbox
 
-__all__ = ["CLOUD_PATH", "CONTROL_PREFIX", "HeldConnections", "SandboxServer", "make_app"]
+__all__ = [
+    "CLOUD_PATH",
+    "CONTROL_PREFIX",
+    "DEFAULT_BACKLOG",
+    "HeldConnections",
+    "SandboxServer",
+    "bind_socket",
+    "make_app",
+]
 
 CLOUD_PATH = "/cloud"
 CONTROL_PREFIX = "/_sandbox"
+#: Pending connections the listening socket queues (a benchmark opens hundreds at once).
+DEFAULT_BACKLOG = 1024
 
 logger = logging.getLogger("orchestrator.sandbox")
 
@@ -141,6 +151,20 @@ class _NotFound(_JsonErrors):
         self.send_error(404, reason="Not Found")
 
 
+def bind_socket(host: str, port: int, backlog: int = DEFAULT_BACKLOG) -> socket.socket:
+    """A listening, non-blocking socket on the first address of ``host`` (closed on failure).
+
+    Raises:
+        OSError: the address cannot be resolved or bound (e.g. the port is in use).
+    """
+    family, _, _, _, address = socket.getaddrinfo(
+        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.create_server(address[:2], family=family, backlog=backlog)
+    sock.setblocking(False)
+    return sock
+
+
 class SandboxServer:
     """A sandbox listening on a socket, run on the current event loop.
 
@@ -165,10 +189,10 @@ class SandboxServer:
 
     def listen(self) -> int:
         """Bind and start serving on the running loop; returns the port (useful with port 0)."""
-        sockets = bind_sockets(self.config.port, self.config.host)
-        self.port = sockets[0].getsockname()[1]
+        sock = bind_socket(self.config.host, self.config.port)
+        self.port = sock.getsockname()[1]
         self._http = HTTPServer(self.app)
-        self._http.add_sockets(sockets)
+        self._http.add_sockets([sock])
         return self.port
 
     @property

@@ -280,11 +280,13 @@ _LISTENING = re.compile(r"listening on (http://\S+)/cloud")
 
 @dataclass
 class SandboxProcess:
-    """A ``krtc-rec sandbox`` subprocess: its base URL and what it printed so far."""
+    """A ``krtc-rec sandbox`` subprocess: its base URL and its output (read by two threads)."""
 
     process: subprocess.Popen[str]
     base_url: str
-    lines: list[str]
+    out: list[str]
+    err: list[str]
+    readers: list[threading.Thread]
 
     @property
     def url(self) -> str:
@@ -295,11 +297,23 @@ class SandboxProcess:
         return f"{self.base_url}/_sandbox"
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 10.0) -> tuple[int, str, str]:
-        """Send ``sig``, wait, and return (exit code, full stdout, stderr)."""
+        """Send ``sig``, wait, and return (exit code, stdout, stderr)."""
         if self.process.poll() is None:
             self.process.send_signal(sig)
-        out, err = self.process.communicate(timeout=timeout_s)
-        return self.process.returncode, "".join(self.lines) + out, err
+        code = self.process.wait(timeout_s)
+        for reader in self.readers:
+            reader.join(timeout_s)
+        return code, "".join(self.out), "".join(self.err)
+
+
+def _drain(stream: Any, into: list[str], found: list[str], ready: threading.Event) -> None:
+    for line in stream:
+        into.append(line)
+        match = _LISTENING.search(line)
+        if match and not ready.is_set():
+            found.append(match.group(1))
+            ready.set()
+    ready.set()  # EOF: the process ended (without listening, if nothing was found)
 
 
 @contextmanager
@@ -322,29 +336,29 @@ def sandbox_process(
         text=True,
         env=full_env,
     )
-    lines: list[str] = []
+    out: list[str] = []
+    err: list[str] = []
     found: list[str] = []
-
-    def read_until_listening() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line)
-            match = _LISTENING.search(line)
-            if match:
-                found.append(match.group(1))
-                return
-
-    reader = threading.Thread(target=read_until_listening, daemon=True)
-    reader.start()
-    reader.join(timeout_s)
-    if not found:
-        process.kill()
-        out, err = process.communicate()
-        raise RuntimeError(f"the sandbox did not start:\n{''.join(lines)}{out}\n{err}")
-    handle = SandboxProcess(process, found[0], lines)
+    ready = threading.Event()
+    readers = [
+        threading.Thread(target=_drain, args=(process.stdout, out, found, ready), daemon=True),
+        threading.Thread(
+            target=_drain, args=(process.stderr, err, [], threading.Event()), daemon=True
+        ),
+    ]
+    for reader in readers:
+        reader.start()
+    ready.wait(timeout_s)
     try:
-        yield handle
+        if not found:
+            raise RuntimeError(f"the sandbox did not start:\n{''.join(out)}\n{''.join(err)}")
+        yield SandboxProcess(process, found[0], out, err, readers)
     finally:
         if process.poll() is None:
             process.kill()
-            process.communicate()
+        process.wait()
+        for reader in readers:
+            reader.join(5)
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
