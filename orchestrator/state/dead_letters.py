@@ -16,6 +16,7 @@ from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 from redis import Redis
+from redis.client import Pipeline
 
 from orchestrator.state.backend import redis_errors
 from orchestrator.state.codec import text
@@ -66,12 +67,14 @@ class DeadLetterStore:
 
     def add(self, letter: DeadLetter) -> bool:
         """Keep ``letter``; false if a letter with its id exists already (nothing changes)."""
+        # One transaction, and the index entry added unless present: a failure between the two
+        # writes would otherwise leave a letter that no later add() indexes (list and purge
+        # could never see it).
         with redis_errors(self._redis):
-            created = self._redis.set(
-                self.keys.dead_letter(letter.id), letter.model_dump_json(), nx=True
-            )
-            if created:
-                self._redis.zadd(self.keys.dead_letters(), {letter.id: letter.failed_at})
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.set(self.keys.dead_letter(letter.id), letter.model_dump_json(), nx=True)
+            pipe.zadd(self.keys.dead_letters(), {letter.id: letter.failed_at}, nx=True)
+            created, _ = pipe.execute()
         return bool(created)
 
     def get(self, letter_id: str) -> DeadLetter | None:
@@ -103,13 +106,22 @@ class DeadLetterStore:
             return int(cast(int, self._redis.zcard(self.keys.dead_letters())))
 
     def mark_replayed(self, letter_id: str, task_id: str) -> None:
-        """Record a replay of the letter (it stays until purged)."""
-        letter = self.get(letter_id)
-        if letter is None:
-            return
-        updated = letter.model_copy(update={"replays": [*letter.replays, task_id]})
+        """Record a replay of the letter (it stays until purged); nothing if there is none."""
+        key = self.keys.dead_letter(letter_id)
+
+        # Read-modify-write under WATCH: concurrent replays each keep their task id, and a
+        # letter removed meanwhile is not written back (outside the index, for ever).
+        def append(pipe: Pipeline) -> None:
+            raw = cast("str | bytes | None", pipe.get(key))
+            if raw is None:
+                return
+            letter = DeadLetter.model_validate_json(text(raw))
+            updated = letter.model_copy(update={"replays": [*letter.replays, task_id]})
+            pipe.multi()
+            pipe.set(key, updated.model_dump_json(), xx=True)
+
         with redis_errors(self._redis):
-            self._redis.set(self.keys.dead_letter(letter_id), updated.model_dump_json())
+            self._redis.transaction(append, key)
 
     def remove(self, letter_id: str) -> bool:
         """Delete one letter; false if there was none."""
