@@ -24,6 +24,8 @@ from orchestrator.state import (
     StateBackendError,
     StateUnavailableError,
     StopOutcome,
+    StopRequestResult,
+    TransitionResult,
 )
 from orchestrator.state.ids import is_session_id
 from tests.integration.state_fixture import FakeClock, delete_prefix
@@ -658,6 +660,51 @@ def test_a_stop_of_a_finished_session_changes_nothing(
     assert result.found is final
     assert not result.needs_stop_call
     assert raw_hash(redis_client, store.keys.session(session.id)) == raw_before
+
+
+def race_start_and_stop(
+    store: SessionStore, session_id: str
+) -> tuple[TransitionResult, StopRequestResult]:
+    """Run the start task's first transition and a stop request at the same moment."""
+    barrier = threading.Barrier(2)
+    outcomes: dict[str, Any] = {}
+
+    def start_task() -> None:
+        barrier.wait(timeout=10)
+        outcomes["start"] = store.transition(
+            session_id, to=Phase.STARTING, allowed_from=[Phase.PENDING]
+        )
+
+    def stop() -> None:
+        barrier.wait(timeout=10)
+        outcomes["stop"] = store.request_stop(session_id)
+
+    threads = [threading.Thread(target=start_task), threading.Thread(target=stop)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    return outcomes["start"], outcomes["stop"]
+
+
+def test_a_stop_racing_the_start_task_never_leaves_a_recording_without_a_stop(
+    store: SessionStore,
+) -> None:
+    for round_ in range(25):
+        # Given a pending session whose start task and a stop request arrive together
+        session = create(store, cname=f"race-{round_}")
+
+        started, stopped = race_start_and_stop(store, session.id)
+
+        # Then either the start was cancelled before it was sent, or a stop call is owed
+        if stopped.outcome is StopOutcome.CANCELLED:
+            assert not started.applied
+            assert store.get_or_raise(session.id).phase is Phase.STOPPED
+        else:
+            assert started.applied
+            assert stopped.outcome is StopOutcome.REQUESTED
+            assert stopped.needs_stop_call
+            assert store.get_or_raise(session.id).desired is Desired.STOPPED
 
 
 # -- attempts ------------------------------------------------------------------------------------
