@@ -589,6 +589,20 @@ def test_get_with_history_reads_both(store: SessionStore) -> None:
     assert store.get_or_raise(session.id).history == []
 
 
+def test_non_ascii_identities_and_reasons_survive_the_scripts(store: SessionStore) -> None:
+    session = create(store, cname="salle-é:1", uid="录制")
+    store.transition(session.id, to=Phase.STARTING, why="démarrage ✓", last_error={"r": "ñ"})
+    store.request_stop(session.id, why="arrêt demandé")
+
+    stored = store.get_or_raise(session.id, with_history=True)
+
+    assert store.find_active("lee1234", "salle-é:1", "录制") == stored.model_copy(
+        update={"history": []}
+    )
+    assert stored.last_error == {"r": "ñ"}
+    assert [e.why for e in stored.history[1:]] == ["démarrage ✓", "arrêt demandé"]
+
+
 # -- stop requests -------------------------------------------------------------------------------
 
 
