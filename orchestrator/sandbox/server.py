@@ -89,7 +89,8 @@ class CloudHandler(_JsonErrors):
         started = time.perf_counter()
         delay = self.sandbox.faults.delay_s()
         if delay:
-            await asyncio.sleep(delay)
+            # The latency runs from the request's arrival: time it spent queued here counts.
+            await asyncio.sleep(max(0.0, delay - self.request.request_time()))
         request = self.request
         headers = {k.lower(): v for k, v in request.headers.items()}
         reply = self.sandbox.handle(
