@@ -67,7 +67,9 @@ class Credentials:
 class Settings(BaseSettings):
     """Every setting of the orchestrator, with its environment variable and default."""
 
-    model_config = SettingsConfigDict(env_prefix="KRTC_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="KRTC_", extra="ignore", frozen=True, env_ignore_empty=True
+    )
 
     endpoint: EndpointUrl = Field(
         default=HttpUrl(DEFAULT_ENDPOINT),

@@ -154,6 +154,11 @@ class SessionStore:
             clock=clock,
         )
 
+    @property
+    def redis(self) -> Redis:
+        """The Redis client (shared with the dead letters and the workers' counters)."""
+        return self._redis
+
     def ping(self) -> None:
         """Check that Redis answers.
 

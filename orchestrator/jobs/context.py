@@ -1,0 +1,149 @@
+"""What a job needs, built once per worker process, and how a job asks for another try."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.errors import OrchestratorError
+from orchestrator.krtc.client import KrtcClient
+from orchestrator.krtc.errors import KrtcApiError
+from orchestrator.krtc.retry import RetryPolicy
+from orchestrator.settings import Settings
+from orchestrator.state import DeadLetterStore, Session, SessionStore
+from orchestrator.storage_profiles import StorageProfiles
+
+__all__ = [
+    "Retry",
+    "JobFailedError",
+    "JobContext",
+    "AlertHook",
+    "error_record",
+    "recording_ref",
+    "SHORT_WAIT_S",
+]
+
+#: Seconds between looks at a session whose sid is not known yet (a start still under way).
+SHORT_WAIT_S = 2.0
+
+log = logging.getLogger("orchestrator.jobs")
+
+#: ``(kind, session_id, reason)``: how jobs raise alerts (the alerting subsystem plugs in here).
+AlertHook = Callable[[str, str, str], None]
+
+
+class Retry(Exception):  # noqa: N818 (a control-flow signal, not an error)
+    """Ask the task runner to run the job again after ``delay_s`` seconds.
+
+    Attributes:
+        delay_s: seconds to wait.
+        reason: why, for logs and the task's state.
+    """
+
+    def __init__(self, delay_s: float, reason: str) -> None:
+        self.delay_s = delay_s
+        self.reason = reason
+        super().__init__(f"retry in {delay_s:.1f}s: {reason}")
+
+
+class JobFailedError(OrchestratorError):
+    """A job gave up: it goes to the dead letters.
+
+    Attributes:
+        action: the job's action (``start``, ``stop``, ``update``, ``update-layout``).
+        session_id: the session it worked on.
+        error: the error record (``kind``, ``status``, ``code``, ``reason``), safe to store.
+    """
+
+    def __init__(self, action: str, session_id: str, error: dict[str, Any]) -> None:
+        self.action = action
+        self.session_id = session_id
+        self.error = error
+        super().__init__(f"{action} of session {session_id} failed: {error.get('reason')}")
+
+
+def error_record(error: BaseException, at: float) -> dict[str, Any]:
+    """A storable description of ``error``; never holds a secret."""
+    if isinstance(error, KrtcApiError):
+        record: dict[str, Any] = error.to_dict()
+        maybe_applied = getattr(error, "maybe_applied", None)
+        if maybe_applied is not None:
+            record["maybe_applied"] = maybe_applied
+    else:
+        record = {"kind": type(error).__name__, "status": None, "code": None, "reason": str(error)}
+    record["at"] = at
+    return record
+
+
+def _log_alert(kind: str, session_id: str, reason: str) -> None:
+    log.warning("alert %s for session %s: %s", kind, session_id, reason)
+
+
+@dataclass
+class JobContext:
+    """The services of the jobs.
+
+    Attributes:
+        settings: the configuration.
+        store: the session store.
+        client: the API client (shared by every thread of the worker).
+        profiles: the storage profiles.
+        alert: called for conditions a person must see.
+        clock: unix time.
+        throttle: called with an appId before each API call; returns seconds to wait first
+            (0 when the call may go now).
+    """
+
+    settings: Settings
+    store: SessionStore
+    client: KrtcClient
+    profiles: StorageProfiles
+    dead_letters: DeadLetterStore
+    alert: AlertHook = _log_alert
+    clock: Callable[[], float] = time.time
+    throttle: Callable[[str], float] = field(default=lambda app_id: 0.0)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> JobContext:
+        """Everything built from ``settings``."""
+        store = SessionStore.from_url(settings.redis_url, prefix=settings.redis_prefix)
+        return cls(
+            settings=settings,
+            store=store,
+            client=KrtcClient(settings),
+            profiles=StorageProfiles.from_setting(settings.storage_profiles),
+            dead_letters=DeadLetterStore(store.redis, keys=store.keys),
+        )
+
+    def pace(self, app_id: str) -> None:
+        """Wait for the per-appId rate limit; a long wait becomes a :class:`Retry`."""
+        wait = self.throttle(app_id)
+        if wait > 1.0:
+            raise Retry(wait, f"rate limit of appId {app_id}")
+        if wait > 0:
+            time.sleep(wait)
+
+    def policy(self, action: str) -> RetryPolicy:
+        """The retry policy of an action (spec D13: stops try far longer)."""
+        attempts = {
+            "start": self.settings.start_max_attempts,
+            "stop": self.settings.stop_max_attempts,
+        }.get(action, self.settings.update_max_attempts)
+        return RetryPolicy(
+            max_attempts=attempts,
+            base_s=self.settings.retry_backoff_base,
+            max_s=self.settings.retry_backoff_max,
+        )
+
+
+def recording_ref(session: Session) -> dict[str, Any]:
+    """``{appId, cname, sid, mode}``: how the calls after a start name the recording."""
+    return {
+        "appId": session.app_id,
+        "cname": session.cname,
+        "sid": session.sid,
+        "mode": session.mode.value,
+    }

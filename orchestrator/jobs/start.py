@@ -1,0 +1,135 @@
+"""The start job: send a session's start request once, and make the outcome stick.
+
+Idempotent: a redelivered or repeated start of a session that already has a sid does nothing.
+A 409 follows spec D12: the sid of the 409 body (or one already known) makes it a success;
+without a sid the session is ``orphaned`` and someone is alerted.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import NoReturn
+
+from orchestrator.errors import ConfigError
+from orchestrator.jobs.context import JobContext, JobFailedError, Retry, error_record
+from orchestrator.krtc.errors import ConflictError, KrtcApiError
+from orchestrator.krtc.retry import delay_s, should_retry
+from orchestrator.krtc.validation import RequestValidationError
+from orchestrator.state import Desired, Phase, Session
+
+__all__ = ["run_start"]
+
+log = logging.getLogger("orchestrator.jobs.start")
+
+_SENT_PHASES = (Phase.RECORDING, Phase.STOPPING, Phase.ORPHANED)
+
+
+def run_start(ctx: JobContext, session_id: str) -> str:
+    """Start the recording of ``session_id``.
+
+    Returns:
+        a one-line outcome for the task result (no secrets).
+
+    Raises:
+        Retry: a transient failure within the budget.
+        JobFailedError: a permanent failure or an exhausted budget (the session is ``failed``).
+    """
+    session = ctx.store.get(session_id)
+    if session is None:
+        return f"session {session_id} is gone; nothing to start"
+    if session.is_finished or session.phase in _SENT_PHASES:
+        return f"nothing to do: session is {session.phase.value}"
+    if session.desired == Desired.STOPPED and not _maybe_sent(session):
+        ctx.store.transition(
+            session_id,
+            to=Phase.STOPPED,
+            allowed_from=[Phase.PENDING, Phase.STARTING],
+            why="stop requested before the start was sent",
+        )
+        return "cancelled: a stop was requested before the start was sent"
+    ctx.pace(session.app_id)
+    moved = ctx.store.transition(
+        session_id,
+        to=Phase.STARTING,
+        allowed_from=[Phase.PENDING, Phase.STARTING],
+        why="sending start",
+        record=session.phase == Phase.PENDING,
+    )
+    if not moved.applied:
+        return f"nothing to do: session is {moved.found.value}"
+    attempt = ctx.store.record_attempt(session_id, "start")
+    try:
+        body = ctx.profiles.resolve(session.request)
+        response = ctx.client.start(body)
+    except ConflictError as exc:
+        return _conflict(ctx, session, exc)
+    except (KrtcApiError, RequestValidationError, ConfigError) as exc:
+        _failed_attempt(ctx, session, exc, attempt)
+    ctx.store.transition(
+        session_id,
+        to=Phase.RECORDING,
+        allowed_from=[Phase.STARTING],
+        sid=response.sid,
+        last_error=None,
+        why=f"started (attempt {attempt})",
+    )
+    log.info("session %s started: sid %s (attempt %d)", session_id, response.sid, attempt)
+    return f"recording: sid {response.sid}"
+
+
+def _maybe_sent(session: Session) -> bool:
+    """Whether an earlier attempt may have reached the server (so a recording may run)."""
+    if not session.attempts.get("start"):
+        return False
+    error = session.last_error or {}
+    return bool(error.get("maybe_applied", True))
+
+
+def _conflict(ctx: JobContext, session: Session, exc: ConflictError) -> str:
+    sid = exc.sid or session.sid
+    if sid:
+        ctx.store.transition(
+            session.id,
+            to=Phase.RECORDING,
+            allowed_from=[Phase.STARTING],
+            sid=sid,
+            last_error=None,
+            why="409: already recording; sid taken from the answer (spec D12)",
+        )
+        return f"recording: sid {sid} (409, already running)"
+    now = ctx.clock()
+    ctx.store.transition(
+        session.id,
+        to=Phase.ORPHANED,
+        allowed_from=[Phase.STARTING],
+        last_error=error_record(exc, now),
+        why="409 without a sid: running, but it cannot be stopped or queried (spec D12)",
+    )
+    ctx.alert(
+        "orphaned",
+        session.id,
+        f"{session.app_id}/{session.cname}/{session.uid} is recording without a known sid; "
+        "its maxIdleTime bounds it",
+    )
+    return "orphaned: 409 without a sid"
+
+
+def _failed_attempt(ctx: JobContext, session: Session, exc: Exception, attempt: int) -> NoReturn:
+    now = ctx.clock()
+    record = error_record(exc, now)
+    policy = ctx.policy("start")
+    if should_retry(exc, attempt, policy):
+        ctx.store.transition(session.id, last_error=record, record=False)
+        wait = delay_s(exc, attempt, policy)
+        raise Retry(wait, f"start attempt {attempt}/{policy.max_attempts}: {record['reason']}")
+    exhausted = isinstance(exc, KrtcApiError) and exc.retryable
+    why = f"start gave up after {attempt} attempts" if exhausted else "start refused for good"
+    ctx.store.transition(
+        session.id,
+        to=Phase.FAILED,
+        allowed_from=[Phase.STARTING],
+        last_error=record,
+        why=f"{why}: {record['reason']}",
+    )
+    ctx.alert("start_failed", session.id, f"{why}: {record['reason']}")
+    raise JobFailedError("start", session.id, record)

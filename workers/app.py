@@ -1,0 +1,36 @@
+"""The Celery application: ``celery -A workers.app:app worker`` (or ``krtc-rec worker``).
+
+Broker and result backend come from ``REDIS_URL``; everything else from
+:func:`workers.config.celery_config`. The tasks are registered by :mod:`workers.tasks`.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from orchestrator.settings import Settings, load_settings
+from workers.config import celery_config
+
+__all__ = ["app", "create_app"]
+
+
+def create_app(settings: Settings | None = None, *, with_tasks: bool = True) -> Celery:
+    """A Celery app configured from ``settings`` (default: the environment).
+
+    Args:
+        settings: the configuration.
+        with_tasks: register the tasks and the worker signal handlers (producers that only
+            send tasks by name can skip them).
+    """
+    settings = settings or load_settings()
+    celery = Celery("krtc", set_as_current=False)
+    celery.conf.update(celery_config(settings))
+    celery.conf.krtc_settings = settings
+    if with_tasks:
+        from workers.tasks import register
+
+        register(celery)
+    return celery
+
+
+app = create_app()

@@ -1,0 +1,103 @@
+"""Celery configuration, derived from the orchestrator's settings, with its safety checks.
+
+Each choice answers an item of the project's Celery-over-Redis pitfalls:
+
+- ``task_acks_late`` + ``worker_prefetch_multiplier=1``: a worker killed mid-task loses nothing;
+  the message is redelivered (tasks are idempotent per session).
+- ``task_reject_on_worker_lost``: a dying pool child requeues its task instead of acking it; a
+  task that keeps killing its worker is stopped by a delivery counter (workers.delivery).
+- ``visibility_timeout`` above the longest run plus the largest retry delay: an ETA'd retry is
+  never handed out twice (checked by :func:`check_timing`, which refuses to start otherwise).
+- JSON only; ``result_extended`` off: no raw arguments in results; arguments are ids anyway.
+- ``worker_cancel_long_running_tasks_on_connection_loss``: acks-late tasks are not run twice
+  after a broker connection loss.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.errors import ConfigError
+from orchestrator.settings import Settings
+
+__all__ = [
+    "START_QUEUE",
+    "STOP_QUEUE",
+    "QUEUES",
+    "BOOKKEEPING_S",
+    "celery_config",
+    "check_timing",
+    "hard_time_limit_s",
+    "longest_run_s",
+]
+
+#: Starts, updates and layouts; stops have their own queue so a backlog of starts never delays one.
+START_QUEUE = "krtc"
+STOP_QUEUE = "krtc-stop"
+QUEUES = (STOP_QUEUE, START_QUEUE)
+#: Seconds a task spends outside its HTTP call at most (Redis round trips, rate-limit waits).
+BOOKKEEPING_S = 5.0
+
+
+def longest_run_s(settings: Settings) -> float:
+    """The longest a task runs: one API call (connect + read timeout) plus bookkeeping."""
+    return settings.connect_timeout_s + settings.read_timeout_s + BOOKKEEPING_S
+
+
+def hard_time_limit_s(settings: Settings) -> int:
+    """Celery's hard time limit: a margin above :func:`longest_run_s`."""
+    return int(longest_run_s(settings)) + 5
+
+
+def check_timing(settings: Settings) -> None:
+    """Refuse a configuration in which a task could be delivered twice.
+
+    Raises:
+        ConfigError: when ``KRTC_VISIBILITY_TIMEOUT`` is not above the longest run plus the largest
+            retry delay (``KRTC_RETRY_BACKOFF_MAX``), or the backoff base is above its maximum.
+    """
+    if settings.retry_backoff_base > settings.retry_backoff_max:
+        raise ConfigError(
+            f"KRTC_RETRY_BACKOFF_BASE ({settings.retry_backoff_base:g}s) must not exceed "
+            f"KRTC_RETRY_BACKOFF_MAX ({settings.retry_backoff_max:g}s)"
+        )
+    needed = hard_time_limit_s(settings) + settings.retry_backoff_max
+    if settings.visibility_timeout <= needed:
+        raise ConfigError(
+            f"KRTC_VISIBILITY_TIMEOUT ({settings.visibility_timeout}s) must exceed the task time "
+            f"limit ({hard_time_limit_s(settings)}s: connect + read timeout + "
+            f"{BOOKKEEPING_S + 5:g}s) plus KRTC_RETRY_BACKOFF_MAX "
+            f"({settings.retry_backoff_max:g}s) = {needed:g}s; otherwise a delayed retry is "
+            "handed to a second worker and runs twice"
+        )
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """The Celery settings for ``settings`` (after :func:`check_timing`)."""
+    check_timing(settings)
+    transport = {"visibility_timeout": settings.visibility_timeout}
+    return {
+        "broker_url": settings.redis_url,
+        "result_backend": settings.redis_url,
+        "broker_transport_options": transport,
+        "result_backend_transport_options": transport,
+        "broker_connection_retry_on_startup": True,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "event_serializer": "json",
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "task_track_started": True,
+        "result_extended": False,
+        "result_expires": 86400,
+        "task_default_queue": START_QUEUE,
+        "task_routes": {"krtc.stop": {"queue": STOP_QUEUE}},
+        "task_time_limit": hard_time_limit_s(settings),
+        "task_soft_time_limit": int(longest_run_s(settings)) + 1,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "worker_hijack_root_logger": False,
+    }

@@ -1,0 +1,41 @@
+"""A delivery counter that ends kill loops (pitfall: ``task_reject_on_worker_lost``).
+
+A task whose run kills its worker process is redelivered; one that always does would loop for
+ever. Each run of a task message counts itself in Redis before it starts and clears the count
+when it ends (however it ends); a message seen more than :data:`MAX_DELIVERIES` times without
+ending is failed to the dead letters instead of being run again.
+"""
+
+from __future__ import annotations
+
+from redis import Redis
+
+__all__ = ["MAX_DELIVERIES", "DeliveryCounter"]
+
+#: Runs of one task message that may die before it is given up.
+MAX_DELIVERIES = 3
+_TTL_S = 86400
+
+
+class DeliveryCounter:
+    """Counts runs per (task id, retry number) under ``{prefix}:delivery:``."""
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = prefix
+
+    def _key(self, task_id: str, retries: int) -> str:
+        return f"{self._prefix}:delivery:{task_id}:{retries}"
+
+    def begin(self, task_id: str, retries: int) -> int:
+        """Count a run starting; returns how many runs of this message have started."""
+        key = self._key(task_id, retries)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.incr(key)
+        pipe.expire(key, _TTL_S)
+        count, _ = pipe.execute()
+        return int(count)
+
+    def end(self, task_id: str, retries: int) -> None:
+        """The run ended (success, retry scheduled or failure): forget the count."""
+        self._redis.delete(self._key(task_id, retries))

@@ -1,0 +1,40 @@
+"""The per-process services of a worker: one :class:`JobContext`, built on first use.
+
+Threads of the pool share it (the HTTP session's pool and the Redis client are thread-safe).
+Tests and embedders may install their own with :func:`install`.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from orchestrator.jobs.context import JobContext
+from orchestrator.settings import Settings, load_settings
+
+__all__ = ["context", "install", "reset"]
+
+_lock = threading.Lock()
+_context: JobContext | None = None
+
+
+def context(settings: Settings | None = None) -> JobContext:
+    """The process's job context (built from the environment the first time)."""
+    global _context
+    with _lock:
+        if _context is None:
+            _context = JobContext.from_settings(settings or load_settings())
+        return _context
+
+
+def install(ctx: JobContext) -> None:
+    """Use ``ctx`` for every job of this process."""
+    global _context
+    with _lock:
+        _context = ctx
+
+
+def reset() -> None:
+    """Forget the context (the next job builds a new one)."""
+    global _context
+    with _lock:
+        _context = None

@@ -1,0 +1,108 @@
+"""The Celery tasks: thin wrappers that run a job and map its outcome onto Celery.
+
+=================  ==========================  ===============================================
+task               arguments                   job
+=================  ==========================  ===============================================
+``krtc.start``     session id                  :func:`orchestrator.jobs.run_start`
+``krtc.stop``      session id                  :func:`orchestrator.jobs.run_stop`
+``krtc.update``    session id, clientRequest   :func:`orchestrator.jobs.run_update`
+``krtc.update_layout``  session id, clientRequest   (the same, for update-layout)
+=================  ==========================  ===============================================
+
+Arguments never hold a secret: sessions and storage profiles are loaded by the worker. A job's
+:class:`Retry` becomes ``task.retry`` (no retry limit here: the job keeps its own budget, in
+the session); :class:`JobFailedError` and any unexpected error end as FAILURE, which
+:mod:`workers.failures` turns into exactly one dead letter.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from celery import Celery, Task
+from celery.exceptions import Reject
+
+from orchestrator.jobs import JobContext, JobFailedError, Retry, run_start, run_stop, run_update
+from workers import failures, runtime
+from workers.config import START_QUEUE, STOP_QUEUE
+from workers.delivery import MAX_DELIVERIES, DeliveryCounter
+
+__all__ = ["TASK_NAMES", "TASK_ACTIONS", "register", "queue_of"]
+
+log = logging.getLogger("workers.tasks")
+
+#: task name -> the action its dead letters and attempt counters use.
+TASK_ACTIONS = {
+    "krtc.start": "start",
+    "krtc.stop": "stop",
+    "krtc.update": "update",
+    "krtc.update_layout": "update-layout",
+}
+TASK_NAMES = tuple(TASK_ACTIONS)
+
+
+def queue_of(task_name: str) -> str:
+    """The queue a task goes to (stops have their own)."""
+    return STOP_QUEUE if task_name == "krtc.stop" else START_QUEUE
+
+
+def _run(task: Task, job: Callable[[JobContext], str]) -> str:
+    ctx = runtime.context(task.app.conf.krtc_settings)
+    request = task.request
+    task_id = str(request.id)
+    retries = int(request.retries or 0)
+    counter = DeliveryCounter(ctx.store.redis, ctx.store.keys.prefix)
+    runs = counter.begin(task_id, retries)
+    if runs > MAX_DELIVERIES:
+        counter.end(task_id, retries)
+        session_id = str(request.args[0]) if request.args else "?"
+        raise JobFailedError(
+            TASK_ACTIONS.get(task.name, task.name),
+            session_id,
+            {
+                "kind": "worker_lost",
+                "reason": f"the task's worker died {runs - 1} times running it; not run again",
+                "at": ctx.clock(),
+            },
+        )
+    try:
+        return job(ctx)
+    except Retry as signal:
+        log.info("%s[%s] retry in %.1fs: %s", task.name, task_id, signal.delay_s, signal.reason)
+        try:
+            raise task.retry(countdown=signal.delay_s, max_retries=None) from None
+        except Reject as exc:
+            # The retry could not be published (broker down): keep the message instead of
+            # dropping it (Celery's default here is requeue=False, which loses a stop).
+            raise Reject(exc, requeue=True) from None
+    finally:
+        counter.end(task_id, retries)
+
+
+def register(app: Celery) -> None:
+    """Register the tasks and the dead-letter hook on ``app``."""
+    options: dict[str, Any] = {"bind": True, "acks_late": True, "max_retries": None}
+
+    def start(self: Task, session_id: str) -> str:
+        return _run(self, lambda ctx: run_start(ctx, session_id))
+
+    def stop(self: Task, session_id: str) -> str:
+        return _run(self, lambda ctx: run_stop(ctx, session_id))
+
+    def update(self: Task, session_id: str, client_request: dict[str, Any]) -> str:
+        return _run(self, lambda ctx: run_update(ctx, session_id, "update", client_request))
+
+    def update_layout(self: Task, session_id: str, client_request: dict[str, Any]) -> str:
+        return _run(self, lambda ctx: run_update(ctx, session_id, "update-layout", client_request))
+
+    for name, function in (
+        ("krtc.start", start),
+        ("krtc.stop", stop),
+        ("krtc.update", update),
+        ("krtc.update_layout", update_layout),
+    ):
+        app.task(name=name, **options)(function)
+
+    failures.connect(app)
