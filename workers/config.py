@@ -75,7 +75,12 @@ def check_timing(settings: Settings) -> None:
 def celery_config(settings: Settings) -> dict[str, Any]:
     """The Celery settings for ``settings`` (after :func:`check_timing`)."""
     check_timing(settings)
-    transport = {"visibility_timeout": settings.visibility_timeout}
+    # Every key Celery writes starts with the project's prefix too, so that one Redis can hold
+    # several deployments (and tests) without their queues mixing.
+    transport = {
+        "visibility_timeout": settings.visibility_timeout,
+        "global_keyprefix": f"{settings.redis_prefix}:celery:",
+    }
     return {
         "broker_url": settings.redis_url,
         "result_backend": settings.redis_url,

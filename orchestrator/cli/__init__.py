@@ -17,6 +17,7 @@ __all__ = ["main", "COMMANDS"]
 COMMANDS: dict[str, str] = {
     "api": "orchestrator.cli.api:api",
     "sandbox": "orchestrator.cli.sandbox:sandbox",
+    "worker": "orchestrator.cli.worker:worker",
 }
 
 
