@@ -25,7 +25,7 @@ from celery import Celery, Task
 from celery.exceptions import Reject
 
 from orchestrator.jobs import JobContext, JobFailedError, Retry, run_start, run_stop, run_update
-from workers import failures, runtime
+from workers import failures, redelivery, runtime
 from workers.config import START_QUEUE, STOP_QUEUE
 from workers.delivery import MAX_DELIVERIES, DeliveryCounter
 
@@ -106,3 +106,4 @@ def register(app: Celery) -> None:
         app.task(name=name, **options)(function)
 
     failures.connect(app)
+    redelivery.connect(app)
