@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from orchestrator.errors import ConfigError
 
 __all__ = [
+    "settings_env",
     "DEFAULT_ENDPOINT",
     "DEFAULT_REGION",
     "DEFAULT_SERVICE",
@@ -21,6 +22,7 @@ __all__ = [
     "DEFAULT_READ_TIMEOUT_S",
     "DEFAULT_REDIS_URL",
     "DEFAULT_HTTP_POOL_SIZE",
+    "DEFAULT_ALERT_REMIND_AFTER_S",
     "Credentials",
     "Settings",
     "load_settings",
@@ -47,6 +49,8 @@ DEFAULT_UPDATE_MAX_ATTEMPTS = 5
 #: spec D13: a stop keeps trying far longer than a start (about 3 hours at the maximum backoff).
 DEFAULT_STOP_MAX_ATTEMPTS = 200
 DEFAULT_WORKER_CONCURRENCY = 32
+#: Seconds between reminders of an alert whose condition persists; None: alert once only.
+DEFAULT_ALERT_REMIND_AFTER_S: float | None = None
 
 EndpointUrl = Annotated[HttpUrl, UrlConstraints(allowed_schemes=["https", "http"])]
 
@@ -96,6 +100,24 @@ class Settings(BaseSettings):
     #: API calls per second allowed per appId across all workers; 0 turns the limit off.
     rate_limit_per_app: float = Field(default=0.0, ge=0)
     worker_concurrency: int = Field(default=DEFAULT_WORKER_CONCURRENCY, ge=1)
+    #: Alerts (orchestrator.alerts): the log sink is always on, each URL adds a sink. The URLs
+    #: are secrets too (chat robots carry their access token in them), so never printed.
+    alert_webhook_url: SecretStr | None = Field(
+        default=None, description="generic JSON webhook for alerts (KRTC_ALERT_WEBHOOK_URL)"
+    )
+    alert_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC-SHA256 key signing the generic webhook's body; never printed",
+    )
+    alert_dingtalk_url: SecretStr | None = Field(default=None, description="DingTalk robot URL")
+    alert_feishu_url: SecretStr | None = Field(default=None, description="Feishu / Lark bot URL")
+    alert_wecom_url: SecretStr | None = Field(default=None, description="WeCom group robot URL")
+    alert_slack_url: SecretStr | None = Field(default=None, description="Slack incoming webhook")
+    alert_remind_after: float | None = Field(
+        default=DEFAULT_ALERT_REMIND_AFTER_S,
+        gt=0,
+        description="seconds between reminders of a persisting alert; unset: alert once only",
+    )
     redis_url: str = Field(
         default=DEFAULT_REDIS_URL,
         validation_alias=AliasChoices("REDIS_URL", "redis_url"),
@@ -155,3 +177,19 @@ def load_settings(**overrides: object) -> Settings:
             env = "REDIS_URL" if name == "redis_url" else f"KRTC_{name.upper()}"
             problems.append(f"{env}: {error.message.removeprefix(name).strip()}")
     raise ConfigError("invalid configuration: " + "; ".join(problems))
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment variables that give a child process ``settings`` (secrets included).
+
+    For starting workers and other processes of a local stack; never print the result.
+    """
+    env: dict[str, str] = {}
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        env["REDIS_URL" if name == "redis_url" else f"KRTC_{name.upper()}"] = str(value)
+    return env

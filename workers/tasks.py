@@ -69,6 +69,11 @@ def _run(task: Task, job: Callable[[JobContext], str]) -> str:
         )
     try:
         return job(ctx)
+    except JobFailedError as exc:
+        # Record the letter here, with the job's structured error: by the time Celery's
+        # task_failure signal fires, the exception may have been rebuilt for serialization.
+        failures.record(task, task_id, exc, list(request.args or []))
+        raise
     except Retry as signal:
         log.info("%s[%s] retry in %.1fs: %s", task.name, task_id, signal.delay_s, signal.reason)
         try:

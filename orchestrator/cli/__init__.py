@@ -16,6 +16,7 @@ __all__ = ["main", "COMMANDS"]
 #: name -> "module:attribute" of each subcommand.
 COMMANDS: dict[str, str] = {
     "api": "orchestrator.cli.api:api",
+    "demo": "orchestrator.cli.demo:demo",
     "sandbox": "orchestrator.cli.sandbox:sandbox",
     "worker": "orchestrator.cli.worker:worker",
 }

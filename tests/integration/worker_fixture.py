@@ -22,7 +22,7 @@ import pytest
 from pydantic import SecretStr
 
 from orchestrator.producer import Recorder
-from orchestrator.settings import Settings
+from orchestrator.settings import Settings, settings_env
 from orchestrator.state import Phase, Session
 from tests.conftest import SENTINEL_STORAGE_SECRET
 from tests.integration.sandbox_fixture import SandboxHandle
@@ -51,20 +51,6 @@ def start_body(
         "mode": mode,
         "clientRequest": client_request,
     }
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment variables that give a subprocess ``settings``."""
-    env: dict[str, str] = {}
-    for name in Settings.model_fields:
-        value = getattr(settings, name)
-        if value is None:
-            continue
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        key = "REDIS_URL" if name == "redis_url" else f"KRTC_{name.upper()}"
-        env[key] = str(value)
-    return env
 
 
 @dataclass

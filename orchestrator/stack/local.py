@@ -1,0 +1,193 @@
+"""Everything the demo (and ``krtc-rec up``) needs on one machine, started and stopped together.
+
+* Redis: ``REDIS_URL`` if set; else 127.0.0.1:6379 if it answers; else an embedded server.
+  The stack works under its own key prefix and deletes its keys when it stops (never others').
+* The sandbox, in a thread of this process, with its documented key pair.
+* Workers: ``krtc-rec worker`` child processes (their own process groups), stopped with SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import requests
+from pydantic import SecretStr
+from redis import Redis
+
+from orchestrator.sandbox.config import (
+    DEFAULT_ACCESS_KEY,
+    DEFAULT_SECRET_KEY,
+    Behaviour,
+    SandboxConfig,
+)
+from orchestrator.sandbox.runner import SandboxThread
+from orchestrator.settings import DEFAULT_REDIS_URL, Settings, settings_env
+from orchestrator.stack.redis_server import EmbeddedRedis, redis_answers
+from orchestrator.state import Keys
+
+__all__ = ["LocalStack", "ChildProcess"]
+
+_READY_TIMEOUT_S = 60.0
+
+
+@dataclass
+class ChildProcess:
+    """A child process in its own process group, its output in a log file."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def wait_for(self, marker: str, timeout_s: float = _READY_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout_s
+        while marker not in self.log():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited {self.process.returncode}:\n{self.log()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} not ready after {timeout_s:g}s:\n{self.log()}")
+            time.sleep(0.1)
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+
+
+@dataclass
+class LocalStack:
+    """Redis + sandbox + workers for one run.
+
+    Args:
+        workdir: where logs and the storage-profile file go.
+        overrides: settings to use on top of the stack's (e.g. short backoff for the demo).
+    """
+
+    workdir: Path
+    overrides: dict[str, Any] = field(default_factory=dict)
+    sandbox_behaviour: Behaviour = field(default_factory=Behaviour)
+    prefix: str = field(default_factory=lambda: f"krtc-demo-{uuid.uuid4().hex[:8]}")
+    #: The Redis used when ``REDIS_URL`` is not set, if it answers.
+    probe_url: str = DEFAULT_REDIS_URL
+    redis_source: str = ""
+    settings: Settings | None = None
+    _redis: EmbeddedRedis | None = None
+    _sandbox: SandboxThread | None = None
+    children: list[ChildProcess] = field(default_factory=list)
+
+    def start(self) -> Settings:
+        """Start Redis (if needed) and the sandbox; returns the settings of the stack."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        url = os.environ.get("REDIS_URL")
+        if url:
+            self.redis_source = "REDIS_URL"
+        elif redis_answers(self.probe_url):
+            url, self.redis_source = self.probe_url, f"the Redis answering at {self.probe_url}"
+        else:
+            self._redis = EmbeddedRedis()
+            url = self._redis.start()
+            self.redis_source = f"embedded redis-server on port {self._redis.port}"
+        self._sandbox = SandboxThread(
+            SandboxConfig(port=0, behaviour=self.sandbox_behaviour, seed=None)
+        )
+        self._sandbox.start()
+        profiles = self.workdir / "storage-profiles.json"
+        profiles.write_text(
+            '{"demo": {"vendor": 4, "region": 0, "bucket": "demo-recordings", '
+            '"accessKey": "AKdemo", "secretKey": "demo-storage-secret"}}',
+            encoding="utf-8",
+        )
+        values: dict[str, Any] = {
+            "endpoint": self._sandbox.endpoint,
+            "access_key": DEFAULT_ACCESS_KEY,
+            "secret_key": SecretStr(DEFAULT_SECRET_KEY),
+            "redis_url": url,
+            "redis_prefix": self.prefix,
+            "storage_profiles": str(profiles),
+        }
+        values.update(self.overrides)
+        self.settings = Settings(**values)
+        return self.settings
+
+    @property
+    def sandbox_control_url(self) -> str:
+        assert self._sandbox is not None
+        return self._sandbox.control_url
+
+    def sandbox_control(self, method: str, path: str, body: Any = None) -> Any:
+        """Call the sandbox's control API (``/_sandbox/PATH``)."""
+        response = requests.request(
+            method, f"{self.sandbox_control_url}/{path}", json=body, timeout=5
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def start_worker(self, *args: str) -> ChildProcess:
+        """Start ``krtc-rec worker`` and wait until it consumes."""
+        assert self.settings is not None, "start() first"
+        child = self._spawn(f"worker-{len(self.children)}", ["worker", "-c", "16", *args])
+        child.wait_for("ready.")
+        return child
+
+    def _spawn(self, name: str, argv: list[str]) -> ChildProcess:
+        assert self.settings is not None
+        log_path = self.workdir / f"{name}.log"
+        log: IO[bytes] = log_path.open("wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator.cli", *argv],
+            env={**os.environ, **settings_env(self.settings)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        child = ChildProcess(name, process, log_path)
+        self.children.append(child)
+        return child
+
+    def stop(self) -> None:
+        """Stop everything this stack started and delete its keys."""
+        for child in reversed(self.children):
+            child.stop()
+        self.children.clear()
+        if self._sandbox is not None:
+            self._sandbox.stop()
+            self._sandbox = None
+        if self.settings is not None:
+            _delete_prefix(self.settings.redis_url, self.prefix)
+        if self._redis is not None:
+            self._redis.stop()
+            self._redis = None
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _delete_prefix(url: str, prefix: str) -> None:
+    client = Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        keys = list(client.scan_iter(match=Keys(prefix).pattern(), count=1000))
+        for start in range(0, len(keys), 500):
+            client.delete(*keys[start : start + 500])
+    except Exception:  # best effort: the stack is going away
+        pass
+    finally:
+        client.close()

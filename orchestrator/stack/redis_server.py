@@ -1,0 +1,97 @@
+"""An embedded Redis: a ``redis-server`` child process on a free port, in a temporary directory."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from redis import Redis
+from redis.exceptions import RedisError
+
+from orchestrator.errors import ConfigError
+
+__all__ = ["EmbeddedRedis", "redis_answers", "free_port"]
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def redis_answers(url: str, timeout_s: float = 1.0) -> bool:
+    """Whether a Redis answers PING at ``url``."""
+    client = Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+    try:
+        return bool(client.ping())
+    except RedisError:
+        return False
+    finally:
+        client.close()
+
+
+class EmbeddedRedis:
+    """``redis-server`` on 127.0.0.1 and a free port, with AOF, removed when stopped.
+
+    Raises:
+        ConfigError: on :meth:`start`, when ``redis-server`` is not on PATH.
+    """
+
+    def __init__(self, *, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self._dir: Path | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout_s: float = 10.0) -> str:
+        """Start it and wait until it answers; returns its URL."""
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise ConfigError(
+                "no Redis: REDIS_URL is not set, nothing answers on 127.0.0.1:6379 and "
+                "redis-server is not on PATH (install it: apt-get install redis-server, or run "
+                "`make redis`)"
+            )
+        self._dir = Path(tempfile.mkdtemp(prefix="krtc-redis-"))
+        self._process = subprocess.Popen(
+            [
+                binary,
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--dir", str(self._dir),
+                "--appendonly", "yes",
+                "--save", "",
+                "--maxmemory-policy", "noeviction",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout_s
+        while not redis_answers(self.url, 0.2):
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise ConfigError(f"the embedded redis-server did not start on port {self.port}")
+            time.sleep(0.05)
+        return self.url
+
+    def stop(self) -> None:
+        """Stop it and remove its files."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(5)
+        self._process = None
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
