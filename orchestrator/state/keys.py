@@ -11,6 +11,10 @@ are percent-encoded, so a ``:`` inside a channel name can never make two keys co
     {p}:sessions                        zset     ids of all sessions, scored by creation time
     {p}:dlq                             zset     dead-letter ids, scored by failure time
     {p}:dlq:{id}                        string   one dead letter (JSON)
+    {p}:alert:{session id}:{kind}       hash     the raised alert of (session, kind): first_at,
+                                                 last_at, raised (count); its presence dedupes
+    {p}:alerts                          list     recent alerts, newest first (JSON), capped
+    {p}:alerts:count                    hash     alerts raised per kind (reminders included)
 """
 
 from __future__ import annotations
@@ -81,6 +85,18 @@ class Keys:
     def dead_letter(self, letter_id: str) -> str:
         """One dead letter (JSON)."""
         return f"{self.prefix}:dlq:{_part(letter_id)}"
+
+    def alert(self, session_id: str, kind: str) -> str:
+        """The marker of the alert raised for (session, kind): one alert per pair."""
+        return f"{self.prefix}:alert:{_part(session_id)}:{_part(kind)}"
+
+    def alerts(self) -> str:
+        """The capped list of recent alerts, newest first (JSON)."""
+        return f"{self.prefix}:alerts"
+
+    def alert_counts(self) -> str:
+        """The hash of alerts raised per kind."""
+        return f"{self.prefix}:alerts:count"
 
     def pattern(self) -> str:
         """A ``SCAN MATCH`` pattern for every key under the prefix (glob characters escaped)."""
