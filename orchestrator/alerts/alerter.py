@@ -1,0 +1,268 @@
+"""The one door to alerting: raise an alert, and it is deduplicated, stored, logged and sent.
+
+:meth:`Alerter.raise_alert` returns as soon as the alert is stored and logged; the webhooks are
+delivered in the background (:mod:`orchestrator.alerts.delivery`). :attr:`Alerter.hook` is the
+``(kind, session_id, reason)`` callable the jobs take (``orchestrator.jobs.context.AlertHook``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from pydantic import SecretStr
+
+from orchestrator.alerts.delivery import DEFAULT_QUEUE_SIZE, DeliveryPolicy, Dispatcher
+from orchestrator.alerts.model import Alert, AlertKind
+from orchestrator.alerts.redact import MASK
+from orchestrator.alerts.render import truncate
+from orchestrator.alerts.sinks import (
+    DingTalkSink,
+    FeishuSink,
+    LogSink,
+    Sink,
+    SlackSink,
+    WebhookSink,
+    WeComSink,
+)
+from orchestrator.alerts.store import AlertStore
+from orchestrator.errors import StateError
+from orchestrator.settings import Settings
+from orchestrator.state.session import Session
+from orchestrator.state.store import SessionStore
+
+__all__ = ["DEFAULT_REASON_LIMIT", "Alerter", "sinks_from_settings"]
+
+#: Characters of a reason kept in an alert.
+DEFAULT_REASON_LIMIT = 1000
+
+log = logging.getLogger("orchestrator.alerts")
+
+_CONTEXT = ("app_id", "cname", "uid", "sid", "server_status")
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def sinks_from_settings(settings: Settings, **http_options: Any) -> list[Sink]:
+    """The background sinks the settings configure (the log sink is not among them).
+
+    Args:
+        settings: the configuration (``KRTC_ALERT_*_URL``, ``KRTC_ALERT_WEBHOOK_SECRET``).
+        **http_options: passed to every HTTP sink (``timeout_s=``, ``session=``).
+
+    Raises:
+        ConfigError: a URL is not http(s) (naming its variable, not its value).
+    """
+    sinks: list[Sink] = []
+    url = _secret(settings.alert_webhook_url)
+    if url:
+        secret = _secret(settings.alert_webhook_secret)
+        sinks.append(WebhookSink(url, secret=secret, **http_options))
+    for field, cls in (
+        ("alert_dingtalk_url", DingTalkSink),
+        ("alert_feishu_url", FeishuSink),
+        ("alert_wecom_url", WeComSink),
+        ("alert_slack_url", SlackSink),
+    ):
+        url = _secret(getattr(settings, field))
+        if url:
+            sinks.append(cls(url, **http_options))
+    return sinks
+
+
+class Alerter:
+    """Raises alerts: one per (session, kind), reminders optional, delivered to every sink.
+
+    Args:
+        store: where alerts are kept (dedupe, recent list, counters).
+        sessions: the session store, to fill in appId/cname/uid/sid/status the raiser left out.
+        sinks: the background sinks (webhooks); the log sink is always added.
+        log_sink: the log sink (default: the ``orchestrator.alerts`` logger).
+        remind_after_s: raise a persisting alert again after this many seconds; ``None``: never.
+        secrets: strings that must never appear in an alert (they are masked in reasons).
+        policy, queue_size: of the background delivery.
+        clock: unix time (injectable for tests).
+        new_id: makes alert ids.
+    """
+
+    def __init__(
+        self,
+        store: AlertStore,
+        *,
+        sessions: SessionStore | None = None,
+        sinks: Sequence[Sink] = (),
+        log_sink: LogSink | None = None,
+        remind_after_s: float | None = None,
+        secrets: Iterable[str | None] = (),
+        policy: DeliveryPolicy | None = None,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        clock: Callable[[], float] = time.time,
+        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+    ) -> None:
+        if remind_after_s is not None and remind_after_s <= 0:
+            raise ValueError(f"remind_after_s must be positive, got {remind_after_s}")
+        self.store = store
+        self.sessions = sessions
+        self.log_sink = log_sink or LogSink()
+        self.remind_after_s = remind_after_s
+        self.dispatcher = Dispatcher(
+            [s for s in sinks if s.background], policy=policy, queue_size=queue_size
+        )
+        self._local = [s for s in sinks if not s.background]
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._clock = clock
+        self._new_id = new_id
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        store: SessionStore,
+        *,
+        secrets: Iterable[str | None] = (),
+        **options: Any,
+    ) -> Alerter:
+        """An alerter with the sinks of ``settings``, keeping alerts next to ``store``'s sessions.
+
+        Args:
+            settings: the configuration.
+            store: the session store (its Redis and key prefix are shared).
+            secrets: more strings to keep out of alerts (e.g. storage secret keys); the API
+                secret key and the webhook secret and URLs are always kept out.
+            **options: passed to the constructor (``policy=``, ``clock=``, ...).
+
+        Raises:
+            ConfigError: a webhook URL is not http(s).
+        """
+        sinks = sinks_from_settings(settings)
+        kept_out = [
+            _secret(settings.secret_key),
+            _secret(settings.alert_webhook_secret),
+            *secrets,
+        ]
+        return cls(
+            AlertStore(store.redis, keys=store.keys),
+            sessions=store,
+            sinks=sinks,
+            remind_after_s=settings.alert_remind_after,
+            secrets=kept_out,
+            **options,
+        )
+
+    @property
+    def sinks(self) -> list[Sink]:
+        """Every sink: the log first, then the background ones."""
+        return [self.log_sink, *self._local, *self.dispatcher.sinks]
+
+    def raise_alert(
+        self,
+        kind: AlertKind | str,
+        session_id: str,
+        reason: str,
+        *,
+        app_id: str | None = None,
+        cname: str | None = None,
+        uid: str | None = None,
+        sid: str | None = None,
+        server_status: int | None = None,
+    ) -> Alert | None:
+        """Raise an alert unless (session, kind) has one (and no reminder is due).
+
+        Stores and logs it, then hands it to the background sinks; never waits for them.
+        Context left out is read from the session, if the alerter has the session store.
+
+        Returns:
+            The alert raised, or ``None`` when deduplicated.
+
+        Raises:
+            ValueError: ``kind`` is not an :class:`AlertKind`.
+            StateUnavailableError: Redis is unreachable (nothing was sent).
+        """
+        kind = AlertKind(kind)
+        context: dict[str, Any] = {
+            "app_id": app_id,
+            "cname": cname,
+            "uid": uid,
+            "sid": sid,
+            "server_status": server_status,
+        }
+        if any(value is None for value in context.values()):
+            session = self._session(session_id)
+            if session is not None:
+                known = {
+                    "app_id": session.app_id,
+                    "cname": session.cname,
+                    "uid": session.uid,
+                    "sid": session.sid,
+                    "server_status": session.last_status,
+                }
+                context = {k: known[k] if context[k] is None else context[k] for k in _CONTEXT}
+        now = self._clock()
+        draft = Alert(
+            id=self._new_id(),
+            kind=kind,
+            severity=kind.severity,
+            session_id=session_id,
+            reason=truncate(self.scrub(reason), DEFAULT_REASON_LIMIT),
+            at=now,
+            first_at=now,
+            **context,
+        )
+        alert = self.store.record(draft, remind_after_s=self.remind_after_s)
+        if alert is None:
+            log.debug("alert %s for session %s already raised", kind.value, session_id)
+            return None
+        for sink in (self.log_sink, *self._local):
+            try:
+                sink.deliver(alert)
+            except Exception:
+                log.exception("alert sink %s failed", sink.describe())
+        self.dispatcher.submit(alert)
+        return alert
+
+    def hook(self, kind: str, session_id: str, reason: str) -> None:
+        """:meth:`raise_alert` as an ``AlertHook`` for the jobs: never raises.
+
+        If the alert cannot be stored (Redis down), it is still logged, so it is not lost.
+        """
+        try:
+            self.raise_alert(kind, session_id, reason)
+        except Exception:
+            log.exception(
+                "could not raise alert %s for session %s: %s", kind, session_id, self.scrub(reason)
+            )
+
+    def resolve(self, kind: AlertKind | str, session_id: str) -> bool:
+        """The condition cleared: the next raise of (session, kind) alerts again."""
+        return self.store.resolve(session_id, kind)
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every known secret masked (configured ones and the sinks' URLs)."""
+        for secret in self._secrets:
+            text = text.replace(secret, MASK)
+        for sink in self.sinks:
+            text = sink.scrub(text)
+        return text
+
+    def flush(self, timeout_s: float) -> bool:
+        """Wait until queued deliveries are done; false on timeout."""
+        return self.dispatcher.flush(timeout_s)
+
+    def close(self, timeout_s: float = 5.0) -> bool:
+        """Give queued deliveries ``timeout_s`` seconds, then stop delivering."""
+        return self.dispatcher.close(timeout_s)
+
+    def _session(self, session_id: str) -> Session | None:
+        if self.sessions is None:
+            return None
+        try:
+            return self.sessions.get(session_id)
+        except StateError:
+            # Context is a courtesy: an unreadable session must not stop the alert.
+            log.warning("alert for session %s: could not read the session", session_id)
+            return None

@@ -1,0 +1,227 @@
+"""Where alerts go: the :class:`Sink` base class and the HTTP plumbing the webhook sinks share.
+
+A sink turns an alert into one message and delivers it. Extension points are no-op hooks, as in
+middleware: :meth:`Sink.before_deliver`, :meth:`Sink.after_deliver` and
+:meth:`Sink.after_give_up` (metrics and tests hook in there). Network sinks are delivered in the
+background with retries (:mod:`orchestrator.alerts.delivery`); a delivery that fails raises
+:class:`DeliveryError`, which says whether another attempt may succeed.
+
+HTTP sinks post JSON with redirects off (a redirect would resend the body elsewhere), and every
+message they log or raise is scrubbed of the URL's secrets (:mod:`orchestrator.alerts.redact`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+import requests
+
+from orchestrator.alerts.model import Alert
+from orchestrator.alerts.redact import RedactedUrl, protect_http_logs
+from orchestrator.errors import ConfigError, OrchestratorError
+
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT_S",
+    "DEFAULT_READ_TIMEOUT_S",
+    "DeliveryError",
+    "Sink",
+    "HttpSink",
+]
+
+DEFAULT_CONNECT_TIMEOUT_S = 3.05
+#: Seconds to wait for a receiver's answer: a hung receiver holds only its own sink's queue.
+DEFAULT_READ_TIMEOUT_S = 5.0
+
+_RETRYABLE_STATUSES = frozenset({408, 425, 429})
+
+
+class DeliveryError(OrchestratorError):
+    """A message was not delivered. The text never holds a webhook secret.
+
+    Attributes:
+        retryable: whether another attempt may succeed (a timeout, a 5xx, a rate limit).
+        retry_after_s: the receiver's ``Retry-After``, if any.
+    """
+
+    def __init__(
+        self, message: str, *, retryable: bool, retry_after_s: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after_s = retry_after_s
+
+
+class Sink:
+    """A destination of alerts. Subclasses implement :meth:`deliver`; the hooks are no-ops.
+
+    Attributes:
+        name: short name for logs (``log``, ``webhook``, ``dingtalk``, ...).
+        background: deliver in the background with retries (network sinks); false for sinks
+            that are quick and local (the log), which run in the raiser's thread.
+    """
+
+    name: ClassVar[str] = "sink"
+    background: ClassVar[bool] = True
+
+    def deliver(self, alert: Alert) -> None:
+        """Deliver one alert.
+
+        Raises:
+            DeliveryError: it was not delivered.
+        """
+        raise NotImplementedError
+
+    def before_deliver(self, alert: Alert) -> None:
+        """Called before each attempt to deliver ``alert``."""
+
+    def after_deliver(self, alert: Alert) -> None:
+        """Called once ``alert`` was delivered."""
+
+    def after_give_up(self, alert: Alert, error: DeliveryError) -> None:
+        """Called when ``alert`` will not be delivered (attempts spent, or a permanent error)."""
+
+    def scrub(self, text: str) -> str:
+        """``text`` without this sink's secrets (for logs of unexpected errors)."""
+        return text
+
+    def close(self) -> None:
+        """Release what the sink holds (connections); called once delivery has stopped."""
+
+    def describe(self) -> str:
+        """The sink for logs, without secrets."""
+        return self.name
+
+
+class HttpSink(Sink):
+    """A sink that POSTs one JSON message per alert.
+
+    Subclasses build the message in :meth:`payload`, and may check a 2xx answer's body in
+    :meth:`check_answer` (chat robots answer 200 with an error code inside).
+
+    Args:
+        url: the webhook URL (secrets included; never logged as is).
+        timeout_s: connect and read timeouts in seconds.
+        session: the HTTP session (injectable for tests); one per sink, used by one thread.
+
+    Raises:
+        ConfigError: the URL is not http(s).
+    """
+
+    #: The environment variable of the URL, for configuration errors.
+    setting: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout_s: tuple[float, float] = (DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_READ_TIMEOUT_S),
+        session: requests.Session | None = None,
+    ) -> None:
+        if not url.startswith(("https://", "http://")):
+            # Not quoting the value: it carries the robot's access token.
+            raise ConfigError(f"{self.setting or self.name}: must be an http:// or https:// URL")
+        self._url = url
+        self.redacted = RedactedUrl(url)
+        protect_http_logs(self.redacted)
+        self.timeout_s = timeout_s
+        self._session = session or requests.Session()
+
+    def payload(self, alert: Alert) -> dict[str, Any]:
+        """The JSON message of ``alert``."""
+        raise NotImplementedError
+
+    def headers(self, alert: Alert, body: bytes) -> dict[str, str]:
+        """The request headers of one attempt (the signing sink adds its signature here)."""
+        return {"Content-Type": "application/json; charset=utf-8"}
+
+    def check_answer(self, response: requests.Response) -> None:
+        """Check a 2xx answer; the default accepts every 2xx.
+
+        Raises:
+            DeliveryError: the body reports an error.
+        """
+
+    def body(self, alert: Alert) -> bytes:
+        """The request body: :meth:`payload` as UTF-8 JSON."""
+        return json.dumps(self.payload(alert), ensure_ascii=False).encode("utf-8")
+
+    def deliver(self, alert: Alert) -> None:
+        body = self.body(alert)
+        try:
+            response = self._session.post(
+                self._url,
+                data=body,
+                headers=self.headers(alert, body),
+                timeout=self.timeout_s,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            detail = self.scrub(str(exc) or type(exc).__name__)
+            raise DeliveryError(
+                f"{self.describe()}: {type(exc).__name__}: {detail}", retryable=True
+            ) from None
+        with response:
+            status = response.status_code
+            if 200 <= status < 300:
+                self.check_answer(response)
+                return
+            snippet = self.scrub(response.text[:200])
+            raise DeliveryError(
+                f"{self.describe()}: HTTP {status}: {snippet}",
+                retryable=status >= 500 or status in _RETRYABLE_STATUSES,
+                retry_after_s=_retry_after(response),
+            )
+
+    def scrub(self, text: str) -> str:
+        return self.redacted.scrub(text)
+
+    def describe(self) -> str:
+        return f"{self.name} {self.redacted.display}"
+
+    def close(self) -> None:
+        self._session.close()
+
+    def answer_json(self, response: requests.Response) -> dict[str, Any]:
+        """A 2xx answer's JSON object.
+
+        Raises:
+            DeliveryError: the body is not a JSON object (retryable: a proxy's error page).
+        """
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            snippet = self.scrub(response.text[:200])
+            raise DeliveryError(
+                f"{self.describe()}: answer is not a JSON object: {snippet}",
+                retryable=True,
+            )
+        return data
+
+    def check_code(
+        self, response: requests.Response, field: str, *, retryable: frozenset[int]
+    ) -> None:
+        """Check a chat robot's answer ``{field: 0, ...}``; a missing field counts as success.
+
+        Raises:
+            DeliveryError: the code is not 0 (retryable when it is in ``retryable``).
+        """
+        data = self.answer_json(response)
+        code = data.get(field, 0)
+        if code in (0, None):
+            return
+        message = data.get("errmsg") or data.get("msg") or ""
+        raise DeliveryError(
+            f"{self.describe()}: {field} {code}: {self.scrub(str(message)[:200])}",
+            retryable=isinstance(code, int) and code in retryable,
+        )
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After", "")
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        return None

@@ -1,0 +1,64 @@
+"""Feishu / Lark custom bot: an ``interactive`` card, coloured by severity.
+
+URL ``https://open.feishu.cn/open-apis/bot/v2/hook/<token>`` (Lark:
+``https://open.larksuite.com/…``). The bot answers ``{"code": 0, "msg": "success"}`` (older
+deployments: ``{"StatusCode": 0}``); 11232 (rate limited) is retried.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import requests
+
+from orchestrator.alerts.model import Alert, Severity
+from orchestrator.alerts.render import facts, title, truncate, when
+from orchestrator.alerts.sinks.base import HttpSink
+
+__all__ = ["FeishuSink"]
+
+#: code values worth another attempt: 11232 rate limited.
+_RETRYABLE = frozenset({11232})
+_TEMPLATES = {Severity.CRITICAL: "red", Severity.WARNING: "orange", Severity.INFO: "blue"}
+_REASON_LIMIT = 4000
+
+
+class FeishuSink(HttpSink):
+    """Posts ``{"msg_type": "interactive", "card": {header, elements}}``."""
+
+    name: ClassVar[str] = "feishu"
+    setting: ClassVar[str] = "KRTC_ALERT_FEISHU_URL"
+
+    def payload(self, alert: Alert) -> dict[str, Any]:
+        fields = [
+            {"is_short": True, "text": {"tag": "lark_md", "content": f"**{label}**\n{value}"}}
+            for label, value in facts(alert)
+        ]
+        elements: list[dict[str, Any]] = [{"tag": "div", "fields": fields}]
+        if alert.reason:
+            reason = truncate(alert.reason, _REASON_LIMIT)
+            elements.append({"tag": "div", "text": {"tag": "plain_text", "content": reason}})
+        elements.append(
+            {
+                "tag": "note",
+                "elements": [
+                    {"tag": "plain_text", "content": f"alert {alert.id} · {when(alert.at)}"}
+                ],
+            }
+        )
+        return {
+            "msg_type": "interactive",
+            "card": {
+                "config": {"wide_screen_mode": True},
+                "header": {
+                    "template": _TEMPLATES[alert.severity],
+                    "title": {"tag": "plain_text", "content": title(alert)},
+                },
+                "elements": elements,
+            },
+        }
+
+    def check_answer(self, response: requests.Response) -> None:
+        data = self.answer_json(response)
+        field = "StatusCode" if "StatusCode" in data and "code" not in data else "code"
+        self.check_code(response, field, retryable=_RETRYABLE)
