@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_REDIS_URL",
     "DEFAULT_HTTP_POOL_SIZE",
     "DEFAULT_ALERT_REMIND_AFTER_S",
+    "DEFAULT_RATE_LIMIT_BURST",
     "Credentials",
     "Settings",
     "load_settings",
@@ -49,6 +50,8 @@ DEFAULT_UPDATE_MAX_ATTEMPTS = 5
 #: spec D13: a stop keeps trying far longer than a start (about 3 hours at the maximum backoff).
 DEFAULT_STOP_MAX_ATTEMPTS = 200
 DEFAULT_WORKER_CONCURRENCY = 32
+#: Calls per appId that may go at once before the rate limit spaces them out.
+DEFAULT_RATE_LIMIT_BURST = 5
 #: Seconds between reminders of an alert whose condition persists; None: alert once only.
 DEFAULT_ALERT_REMIND_AFTER_S: float | None = None
 
@@ -99,6 +102,8 @@ class Settings(BaseSettings):
     storage_profiles: str | None = None
     #: API calls per second allowed per appId across all workers; 0 turns the limit off.
     rate_limit_per_app: float = Field(default=0.0, ge=0)
+    #: Calls per appId that may go at once (the bucket's size) when the rate limit is on.
+    rate_limit_burst: int = Field(default=DEFAULT_RATE_LIMIT_BURST, ge=1)
     worker_concurrency: int = Field(default=DEFAULT_WORKER_CONCURRENCY, ge=1)
     #: Alerts (orchestrator.alerts): the log sink is always on, each URL adds a sink. The URLs
     #: are secrets too (chat robots carry their access token in them), so never printed.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from orchestrator.errors import OrchestratorError
 from orchestrator.krtc.client import KrtcClient
 from orchestrator.krtc.errors import KrtcApiError
 from orchestrator.krtc.retry import RetryPolicy
+from orchestrator.ratelimit import RateLimiter
 from orchestrator.settings import Settings
 from orchestrator.state import DeadLetterStore, Session, SessionStore
 from orchestrator.storage_profiles import StorageProfiles
@@ -110,13 +112,19 @@ class JobContext:
     def from_settings(cls, settings: Settings) -> JobContext:
         """Everything built from ``settings``."""
         store = SessionStore.from_url(settings.redis_url, prefix=settings.redis_prefix)
-        return cls(
+        ctx = cls(
             settings=settings,
             store=store,
             client=KrtcClient(settings),
             profiles=StorageProfiles.from_setting(settings.storage_profiles),
             dead_letters=DeadLetterStore(store.redis, keys=store.keys),
         )
+        if settings.rate_limit_per_app > 0:
+            limiter = RateLimiter.from_settings(settings, store.redis)
+            # pace() sleeps waits up to 1 s and turns longer ones into a Retry: a wait it will
+            # not sleep must not hold a slot, or every retried job would waste one.
+            ctx.throttle = functools.partial(limiter.acquire, max_wait_s=1.0)
+        return ctx
 
     def pace(self, app_id: str) -> None:
         """Wait for the per-appId rate limit; a long wait becomes a :class:`Retry`."""

@@ -11,6 +11,8 @@ are percent-encoded, so a ``:`` inside a channel name can never make two keys co
     {p}:sessions                        zset     ids of all sessions, scored by creation time
     {p}:dlq                             zset     dead-letter ids, scored by failure time
     {p}:dlq:{id}                        string   one dead letter (JSON)
+    {p}:ratelimit:{appId}               string   the appId's rate limit: theoretical arrival
+                                                 time of its next call, unix microseconds
     {p}:alert:{session id}:{kind}       hash     the raised alert of (session, kind): first_at,
                                                  last_at, raised (count); its presence dedupes
     {p}:alerts                          list     recent alerts, newest first (JSON), capped
@@ -97,6 +99,10 @@ class Keys:
     def alert_counts(self) -> str:
         """The hash of alerts raised per kind."""
         return f"{self.prefix}:alerts:count"
+
+    def rate_limit(self, app_id: str) -> str:
+        """The state of the per-appId request rate limit (shared by every worker)."""
+        return f"{self.prefix}:ratelimit:{_part(app_id)}"
 
     def pattern(self) -> str:
         """A ``SCAN MATCH`` pattern for every key under the prefix (glob characters escaped)."""
