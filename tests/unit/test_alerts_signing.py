@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from pathlib import Path
+
+import pytest
 
 from orchestrator.alerts.signing import (
     SIGNATURE_HEADER,
@@ -75,3 +78,23 @@ def test_missing_or_malformed_headers_do_not_verify() -> None:
     assert not verify(SECRET, BODY, "-1", sig, now=NOW)
     assert not verify(SECRET, BODY, "17e8", sig, now=NOW)
     assert not verify(SECRET, BODY, str(NOW), sig.removeprefix("sha256="), now=NOW)
+
+
+def test_the_receiver_snippet_in_the_docs_verifies_our_signatures(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "alerts.md").read_text(encoding="utf-8")
+    snippets = [s for s in re.findall(r"```python\n(.*?)```", doc, re.S) if "is_authentic" in s]
+    assert len(snippets) == 1
+    monkeypatch.setenv("KRTC_ALERT_WEBHOOK_SECRET", SECRET)
+    namespace: dict[str, object] = {"__name__": "docs_snippet"}
+    exec(snippets[0], namespace)
+    is_authentic = namespace["is_authentic"]
+    assert callable(is_authentic)
+
+    headers = signature_headers(SECRET, BODY)
+    ts, sig = headers[TIMESTAMP_HEADER], headers[SIGNATURE_HEADER]
+
+    assert is_authentic(BODY, ts, sig)
+    assert not is_authentic(BODY + b"x", ts, sig)
+    assert not is_authentic(BODY, str(int(ts) - 3600), sign(SECRET, int(ts) - 3600, BODY))
