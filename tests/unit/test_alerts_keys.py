@@ -28,7 +28,7 @@ def test_alert_keys_start_with_the_prefix() -> None:
 
 def test_alert_markers_are_injective_over_awkward_session_ids() -> None:
     keys = Keys()
-    pairs = list(itertools.product(PARTS, [k.value for k in AlertKind] + PARTS))
+    pairs = list(itertools.product(PARTS, sorted({k.value for k in AlertKind} | set(PARTS))))
 
     names = {keys.alert(session_id, kind) for session_id, kind in pairs}
 
