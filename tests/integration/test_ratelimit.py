@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+from typing import Any
 
 import pytest
 from redis import Redis
@@ -25,39 +26,57 @@ def _limiter(redis_client: Redis, key_prefix: str, rate: float, burst: int) -> R
 
 
 def hammer(
-    url: str, prefix: str, app_id: str, rate: float, burst: int, begin: float, end: float
-) -> list[float]:
-    """One contending process: reserve, wait, "call", again; the times its calls went."""
+    url: str,
+    prefix: str,
+    app_id: str,
+    rate: float,
+    burst: int,
+    duration: float,
+    ready: Any,
+    out: Any,
+) -> None:
+    """One contending process: reserve, wait, "call", again, for ``duration`` seconds from the
+    moment every process is ready; puts the times its calls went on ``out``."""
     client = Redis.from_url(url)
     limiter = RateLimiter(client, keys=Keys(prefix), rate_per_s=rate, burst=burst)
-    time.sleep(max(0.0, begin - time.time()))
+    client.ping()
     went: list[float] = []
     try:
+        ready.wait(timeout=60)
+        end = time.time() + duration
         while True:
             wait = limiter.acquire(app_id)
             go_at = time.time() + wait
             if go_at >= end:
-                return went
+                break
             time.sleep(wait)
             went.append(go_at)
     finally:
         client.close()
+        out.put(went)
 
 
 def test_four_processes_on_one_app_id_get_rate_times_duration_plus_burst(
     redis_url: str, key_prefix: str
 ) -> None:
-    rate, burst, duration = 20.0, 5, 2.0
-    # Given four processes that start together (after the spawn start-up) and call as fast as
-    # the limit lets them
-    begin = time.time() + 2.0
-    end = begin + duration
+    rate, burst, duration, processes = 20.0, 5, 2.0, 4
+    # Given four processes, released together once all have started, that call as fast as the
+    # limit lets them
     context = multiprocessing.get_context("spawn")
-    with context.Pool(4) as pool:
-        # When they hammer one appId for two seconds
-        results = pool.starmap(
-            hammer, [(redis_url, key_prefix, "app-hot", rate, burst, begin, end)] * 4
-        )
+    ready = context.Barrier(processes)
+    out = context.Queue()
+    args = (redis_url, key_prefix, "app-hot", rate, burst, duration, ready, out)
+    workers = [context.Process(target=hammer, args=args) for _ in range(processes)]
+    # When they hammer one appId for two seconds
+    for worker in workers:
+        worker.start()
+    try:
+        results = [out.get(timeout=90) for _ in workers]
+    finally:
+        for worker in workers:
+            worker.join(10)
+            if worker.is_alive():
+                worker.kill()
 
     # Then together they made rate × 2 s + burst calls: never more, and the limit was used up
     went = sorted(t for times in results for t in times)
