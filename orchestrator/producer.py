@@ -25,12 +25,14 @@ from typing import Any
 
 from celery import Celery
 
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import OrchestratorError, StateError
 from orchestrator.krtc.enums import Action, Mode, StorageVendor
 from orchestrator.krtc.models import StartRequest
 from orchestrator.krtc.validation import FieldError, RequestValidationError, parse_request
+from orchestrator.queues import send_task
 from orchestrator.settings import Settings, load_settings
 from orchestrator.state import (
+    CreateResult,
     DeadLetter,
     DeadLetterStore,
     Phase,
@@ -44,17 +46,9 @@ __all__ = [
     "Recorder",
     "WaitTimeoutError",
     "SessionFinishedError",
-    "TASK_QUEUES",
     "validated_start_body",
 ]
 
-#: task name -> queue (the workers' routing, kept here so producers need no worker code).
-TASK_QUEUES = {
-    "krtc.start": "krtc",
-    "krtc.update": "krtc",
-    "krtc.update_layout": "krtc",
-    "krtc.stop": "krtc-stop",
-}
 _REPLAY_TASKS = {"start": "krtc.start", "stop": "krtc.stop"}
 # A syntactically valid storageConfig that stands in for a profile while validating.
 _PLACEHOLDER_STORAGE = {
@@ -131,6 +125,26 @@ class Recorder:
             IdempotencyKeyReusedError: the key belongs to another recording.
             StateUnavailableError: Redis is unreachable.
         """
+        return self.start_once(
+            request, idempotency_key=idempotency_key, max_duration_s=max_duration_s
+        ).session
+
+    def start_once(
+        self,
+        request: Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        max_duration_s: int | None = None,
+    ) -> CreateResult:
+        """:meth:`start`, also telling whether this call created the session and queued it.
+
+        Returns:
+            ``(session, created)``: ``created`` is false when an unfinished session of the same
+            identity, or the session of ``idempotency_key``, was returned and nothing queued.
+
+        Raises:
+            As :meth:`start`.
+        """
         body = validated_start_body(request)
         session, created = self.store.create(
             app_id=body["appId"],
@@ -143,7 +157,7 @@ class Recorder:
         )
         if created:
             self._send("krtc.start", [session.id])
-        return session
+        return CreateResult(session, created)
 
     def stop(self, session_id: str, *, why: str = "stop requested") -> Session:
         """Stop a recording: cancel it if its start was never sent, else queue a stop.
@@ -242,11 +256,10 @@ class Recorder:
         return session
 
     def _send(self, task: str, args: builtins.list[Any]) -> str:
-        result = self.celery.send_task(task, args=args, queue=TASK_QUEUES[task])
-        return str(result.id)
+        return send_task(self.celery, task, args)
 
 
-class SessionFinishedError(OrchestratorError):
+class SessionFinishedError(StateError):
     """The recording has ended (or is stopping): it cannot be updated."""
 
     def __init__(self, session: Session) -> None:

@@ -14,6 +14,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from orchestrator.errors import ConfigError
 
 __all__ = [
+    "DEFAULT_RECONCILE_INTERVAL_S",
+    "DEFAULT_RECONCILE_BATCH_SIZE",
+    "DEFAULT_STUCK_AFTER_S",
     "settings_env",
     "DEFAULT_ENDPOINT",
     "DEFAULT_REGION",
@@ -52,6 +55,12 @@ DEFAULT_STOP_MAX_ATTEMPTS = 200
 DEFAULT_WORKER_CONCURRENCY = 32
 #: Calls per appId that may go at once before the rate limit spaces them out.
 DEFAULT_RATE_LIMIT_BURST = 5
+#: Seconds between reconcile rounds (every active session with a sid is queried once a round).
+DEFAULT_RECONCILE_INTERVAL_S = 30.0
+#: Sessions queried per reconcile task (a round fans out in batches over the workers).
+DEFAULT_RECONCILE_BATCH_SIZE = 50
+#: Seconds below status 5 (or stopping) after which a recording counts as stuck.
+DEFAULT_STUCK_AFTER_S = 300.0
 #: Seconds between reminders of an alert whose condition persists; None: alert once only.
 DEFAULT_ALERT_REMIND_AFTER_S: float | None = None
 
@@ -105,6 +114,12 @@ class Settings(BaseSettings):
     #: Calls per appId that may go at once (the bucket's size) when the rate limit is on.
     rate_limit_burst: int = Field(default=DEFAULT_RATE_LIMIT_BURST, ge=1)
     worker_concurrency: int = Field(default=DEFAULT_WORKER_CONCURRENCY, ge=1)
+    reconcile_interval: float = Field(default=DEFAULT_RECONCILE_INTERVAL_S, ge=1)
+    reconcile_batch_size: int = Field(default=DEFAULT_RECONCILE_BATCH_SIZE, ge=1)
+    stuck_after: float = Field(default=DEFAULT_STUCK_AFTER_S, gt=0)
+    #: Default upper bound on a recording's length in seconds (None: no limit); a start's
+    #: max_duration wins.
+    max_duration: int | None = Field(default=None, ge=1)
     #: Alerts (orchestrator.alerts): the log sink is always on, each URL adds a sink. The URLs
     #: are secrets too (chat robots carry their access token in them), so never printed.
     alert_webhook_url: SecretStr | None = Field(

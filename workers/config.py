@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.errors import ConfigError
+from orchestrator.queues import QUEUES, START_QUEUE, STOP_QUEUE, TASK_QUEUES
 from orchestrator.settings import Settings
 
 __all__ = [
@@ -31,10 +32,6 @@ __all__ = [
     "longest_run_s",
 ]
 
-#: Starts, updates and layouts; stops have their own queue so a backlog of starts never delays one.
-START_QUEUE = "krtc"
-STOP_QUEUE = "krtc-stop"
-QUEUES = (STOP_QUEUE, START_QUEUE)
 #: Seconds a task spends outside its HTTP call at most (Redis round trips, rate-limit waits).
 BOOKKEEPING_S = 5.0
 
@@ -99,10 +96,18 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "result_extended": False,
         "result_expires": 86400,
         "task_default_queue": START_QUEUE,
-        "task_routes": {"krtc.stop": {"queue": STOP_QUEUE}},
+        "task_routes": {name: {"queue": queue} for name, queue in TASK_QUEUES.items()},
         "task_time_limit": hard_time_limit_s(settings),
         "task_soft_time_limit": int(longest_run_s(settings)) + 1,
         "worker_send_task_events": True,
         "task_send_sent_event": True,
         "worker_hijack_root_logger": False,
+        "beat_schedule": {
+            "krtc-reconcile": {
+                "task": "krtc.reconcile",
+                "schedule": settings.reconcile_interval,
+                # A tick not run within its interval is stale: the next one replaces it.
+                "options": {"expires": settings.reconcile_interval},
+            }
+        },
     }

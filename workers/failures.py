@@ -68,8 +68,12 @@ def connect(app: Celery) -> None:
         args: list[Any] | None = None,
         **_: Any,
     ) -> None:
+        from workers.tasks import TASK_ACTIONS
+
         if sender is None or sender.app is not app or task_id is None or exception is None:
             return
+        if sender.name not in TASK_ACTIONS:
+            return  # reconcile tasks: the next round does their work again
         try:
             record(sender, task_id, exception, list(args or []))
         except Exception:  # the hook must never hide the failure it reports

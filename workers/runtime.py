@@ -6,9 +6,13 @@ Tests and embedders may install their own with :func:`install`.
 
 from __future__ import annotations
 
+import functools
 import threading
 
+from celery import Celery
+
 from orchestrator.jobs.context import JobContext
+from orchestrator.queues import send_task
 from orchestrator.settings import Settings, load_settings
 
 __all__ = ["context", "install", "reset"]
@@ -17,12 +21,17 @@ _lock = threading.Lock()
 _context: JobContext | None = None
 
 
-def context(settings: Settings | None = None) -> JobContext:
-    """The process's job context (built from the environment the first time)."""
+def context(settings: Settings | None = None, app: Celery | None = None) -> JobContext:
+    """The process's job context (built from ``settings`` or the environment the first time).
+
+    With ``app``, the context queues tasks (:meth:`JobContext.send`) through it.
+    """
     global _context
     with _lock:
         if _context is None:
             _context = JobContext.from_settings(settings or load_settings())
+        if app is not None and _context.enqueue is None:
+            _context.enqueue = functools.partial(send_task, app)
         return _context
 
 

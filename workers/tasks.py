@@ -25,11 +25,11 @@ from celery import Celery, Task
 from celery.exceptions import Reject
 
 from orchestrator.jobs import JobContext, JobFailedError, Retry, run_start, run_stop, run_update
+from orchestrator.reconcile.runner import fan_out, run_batch
 from workers import failures, redelivery, runtime
-from workers.config import START_QUEUE, STOP_QUEUE
 from workers.delivery import MAX_DELIVERIES, DeliveryCounter
 
-__all__ = ["TASK_NAMES", "TASK_ACTIONS", "register", "queue_of"]
+__all__ = ["TASK_NAMES", "TASK_ACTIONS", "register"]
 
 log = logging.getLogger("workers.tasks")
 
@@ -43,13 +43,8 @@ TASK_ACTIONS = {
 TASK_NAMES = tuple(TASK_ACTIONS)
 
 
-def queue_of(task_name: str) -> str:
-    """The queue a task goes to (stops have their own)."""
-    return STOP_QUEUE if task_name == "krtc.stop" else START_QUEUE
-
-
 def _run(task: Task, job: Callable[[JobContext], str]) -> str:
-    ctx = runtime.context(task.app.conf.krtc_settings)
+    ctx = runtime.context(task.app.conf.krtc_settings, task.app)
     request = task.request
     task_id = str(request.id)
     retries = int(request.retries or 0)
@@ -109,6 +104,19 @@ def register(app: Celery) -> None:
         ("krtc.update_layout", update_layout),
     ):
         app.task(name=name, **options)(function)
+
+    def reconcile(self: Task) -> str:
+        ctx = runtime.context(self.app.conf.krtc_settings, self.app)
+        round_id = fan_out(ctx)
+        return f"round {round_id}" if round_id else "skipped: a round is under way or too recent"
+
+    def reconcile_batch(self: Task, round_id: str, session_ids: list[str]) -> str:
+        ctx = runtime.context(self.app.conf.krtc_settings, self.app)
+        outcomes = run_batch(ctx, round_id, session_ids)
+        return f"{len(outcomes)} sessions, {sum(len(o.changes) for o in outcomes)} changes"
+
+    app.task(name="krtc.reconcile", bind=True)(reconcile)
+    app.task(name="krtc.reconcile_batch", bind=True, acks_late=True)(reconcile_batch)
 
     failures.connect(app)
     redelivery.connect(app)

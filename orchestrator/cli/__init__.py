@@ -16,6 +16,8 @@ __all__ = ["main", "COMMANDS"]
 #: name -> "module:attribute" of each subcommand.
 COMMANDS: dict[str, str] = {
     "api": "orchestrator.cli.api:api",
+    "beat": "orchestrator.cli.beat:beat",
+    "reconcile": "orchestrator.cli.reconcile:reconcile",
     "demo": "orchestrator.cli.demo:demo",
     "sandbox": "orchestrator.cli.sandbox:sandbox",
     "worker": "orchestrator.cli.worker:worker",

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.alerts import Alerter
 from orchestrator.errors import OrchestratorError
 from orchestrator.krtc.client import KrtcClient
 from orchestrator.krtc.errors import KrtcApiError
@@ -97,6 +98,7 @@ class JobContext:
         clock: unix time.
         throttle: called with an appId before each API call; returns seconds to wait first
             (0 when the call may go now).
+        enqueue: sends a task by name with its arguments, returns its id.
     """
 
     settings: Settings
@@ -107,6 +109,7 @@ class JobContext:
     alert: AlertHook = _log_alert
     clock: Callable[[], float] = time.time
     throttle: Callable[[str], float] = field(default=lambda app_id: 0.0)
+    enqueue: Callable[[str, list[Any]], str] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobContext:
@@ -124,7 +127,14 @@ class JobContext:
             # pace() sleeps waits up to 1 s and turns longer ones into a Retry: a wait it will
             # not sleep must not hold a slot, or every retried job would waste one.
             ctx.throttle = functools.partial(limiter.acquire, max_wait_s=1.0)
+        ctx.alert = Alerter.from_settings(settings, store).hook
         return ctx
+
+    def send(self, task: str, args: list[Any]) -> str:
+        """Queue task ``task`` (the reconciler re-issues starts and stops this way)."""
+        if self.enqueue is None:
+            raise RuntimeError("this job context cannot queue tasks (no enqueue function set)")
+        return self.enqueue(task, args)
 
     def pace(self, app_id: str) -> None:
         """Wait for the per-appId rate limit; a long wait becomes a :class:`Retry`."""

@@ -17,6 +17,12 @@ are percent-encoded, so a ``:`` inside a channel name can never make two keys co
                                                  last_at, raised (count); its presence dedupes
     {p}:alerts                          list     recent alerts, newest first (JSON), capped
     {p}:alerts:count                    hash     alerts raised per kind (reminders included)
+    {p}:reconcile:round                 hash     the reconcile round under way: id, pending
+                                                 batches, started, sessions, changes
+    {p}:reconcile:spacing               string   present for most of an interval after a round
+                                                 starts: no second round (a second beat) until
+                                                 it expires
+    {p}:reconcile:rounds                list     recent finished rounds, newest first (JSON)
 """
 
 from __future__ import annotations
@@ -103,6 +109,18 @@ class Keys:
     def rate_limit(self, app_id: str) -> str:
         """The state of the per-appId request rate limit (shared by every worker)."""
         return f"{self.prefix}:ratelimit:{_part(app_id)}"
+
+    def reconcile_round(self) -> str:
+        """The hash of the reconcile round under way (absent between rounds)."""
+        return f"{self.prefix}:reconcile:round"
+
+    def reconcile_spacing(self) -> str:
+        """The key that spaces reconcile rounds at least most of an interval apart."""
+        return f"{self.prefix}:reconcile:spacing"
+
+    def reconcile_rounds(self) -> str:
+        """The list of recent finished reconcile rounds (JSON), newest first."""
+        return f"{self.prefix}:reconcile:rounds"
 
     def pattern(self) -> str:
         """A ``SCAN MATCH`` pattern for every key under the prefix (glob characters escaped)."""

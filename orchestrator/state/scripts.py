@@ -127,6 +127,8 @@ end
 if to then
   fields[#fields + 1] = 'phase'
   fields[#fields + 1] = to
+  fields[#fields + 1] = 'phase_since'
+  fields[#fields + 1] = p.set.updated_at
 end
 redis.call('HSET', KEYS[1], unpack(fields))
 if #p.del > 0 then redis.call('HDEL', KEYS[1], unpack(p.del)) end
@@ -175,7 +177,8 @@ end
 local entry = {at = p.at, why = p.why, source = p.source}
 local desired_change = 'desired ' .. tostring(desired) .. ' -> ' .. p.desired
 if found == p.pending then
-  redis.call('HSET', KEYS[1], 'phase', p.stopped, 'desired', p.desired, 'updated_at', p.now)
+  redis.call('HSET', KEYS[1], 'phase', p.stopped, 'desired', p.desired, 'updated_at', p.now,
+    'phase_since', p.now)
   entry.what = 'phase ' .. found .. ' -> ' .. p.stopped .. '; ' .. desired_change
     .. ' (cancelled before the start was sent)'
   push_history(entry, p.limit)

@@ -116,6 +116,7 @@ class Session(BaseModel):
         last_error: the last error, ``{kind, status, code, reason, at}``.
         created_at: creation time, unix seconds.
         updated_at: time of the last change, unix seconds.
+        phase_since: when the session entered its phase, unix seconds.
         idempotency_key: the key the producer created the session with, if any.
         max_duration_s: an upper bound on the recording's length, if any.
         request: the start request body, in wire form, without secrets.
@@ -140,6 +141,7 @@ class Session(BaseModel):
     last_error: dict[str, Any] | None = None
     created_at: float
     updated_at: float
+    phase_since: float | None = None
     idempotency_key: str | None = None
     max_duration_s: int | None = None
     request: dict[str, Any] = Field(default_factory=dict)

@@ -227,6 +227,7 @@ class SessionStore:
             restarted_from=restarted_from,
             created_at=now,
             updated_at=now,
+            phase_since=now,
         )
         entry = HistoryEntry(
             at=now,

@@ -18,4 +18,4 @@ from tests.integration.state_fixture import (  # noqa: F401
     redis_url,
     store,
 )
-from tests.integration.worker_fixture import queue_stack  # noqa: F401
+from tests.integration.worker_fixture import queue_stack, stack_overrides  # noqa: F401

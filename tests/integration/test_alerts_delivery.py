@@ -213,7 +213,8 @@ def test_a_hung_receiver_does_not_block_raise_alert(
         assert alert is not None
 
     # Then each raise returns at once, and the other sink still gets every alert
-    assert max(durations) < 0.05, durations
+    # (the hung delivery lasts seconds; 0.25 s leaves room for a loaded machine)
+    assert max(durations) < 0.25, durations
     slack = [r for r in receiver.wait_for(7) if r.path.startswith("/services/")]
     assert len(slack) == 6
     receiver.release.set()

@@ -37,7 +37,7 @@ def test_demo_runs_every_step_and_leaves_nothing_behind(redis_url: str) -> None:
     assert "update-layout applied" in out
     assert "UNEXPECTED" not in out
     assert "sandbox-secret" not in out and "demo-storage-secret" not in out
-    assert _workers_running() == before
+    assert _workers_running() <= before, "the demo left a worker running"
     prefix = out.split("keys under ", 1)[1].split(":", 1)[0]
     client = Redis.from_url(redis_url)
     try:

@@ -23,6 +23,7 @@ def test_start_then_stop_records_and_keeps_the_files(queue_stack: QueueStack) ->
     recording = queue_stack.wait(session.id, Phase.RECORDING)
     assert recording.sid and len(recording.sid) == 20
     assert queue_stack.sandbox.recording(recording.sid)["active"] is True
+    queue_stack.wait_server_status(recording.sid, 5)  # files exist from status 5 on
 
     recorder.stop(session.id)
     stopped = queue_stack.wait(session.id, Phase.STOPPED)

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from orchestrator.producer import Recorder
 from orchestrator.settings import Settings, settings_env
@@ -121,13 +120,30 @@ class QueueStack:
     def wait(self, session_id: str, *phases: Phase | str, timeout: float = 15.0) -> Session:
         return self.recorder.wait(session_id, list(phases), timeout=timeout)
 
+    def wait_server_status(self, sid: str, status: int = 5, timeout: float = 5.0) -> None:
+        """Wait until the sandbox reports ``status`` for ``sid`` (5: recording, files exist)."""
+        deadline = time.monotonic() + timeout
+        while self.sandbox.recording(sid)["status"] != status:
+            assert time.monotonic() < deadline, f"the sandbox never reported status {status}"
+            time.sleep(0.05)
+
     def logs(self) -> str:
         return "\n".join(w.log() for w in self.workers)
 
 
 @pytest.fixture
+def stack_overrides() -> dict[str, Any]:
+    """Settings for ``queue_stack`` on top of its own; a test module may override this."""
+    return {}
+
+
+@pytest.fixture
 def queue_stack(
-    sandbox: SandboxHandle, redis_url: str, key_prefix: str, tmp_path: Path
+    sandbox: SandboxHandle,
+    redis_url: str,
+    key_prefix: str,
+    tmp_path: Path,
+    stack_overrides: dict[str, Any],
 ) -> Iterator[QueueStack]:
     profiles = tmp_path / "storage-profiles.json"
     profiles.write_text(
@@ -153,6 +169,7 @@ def queue_stack(
         retry_backoff_base=0.05,
         retry_backoff_max=0.3,
         storage_profiles=str(profiles),
+        **stack_overrides,
     )
     stack = QueueStack(
         sandbox=sandbox,

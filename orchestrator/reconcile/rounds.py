@@ -1,0 +1,163 @@
+"""Reconcile rounds: at most one at a time, at most one per interval, however many beats run.
+
+A round is begun by whichever beat's tick comes first: :meth:`RoundGate.begin` atomically checks
+that no round is under way and that the last one began more than ``SPACING`` of an interval ago,
+then records the new round with the number of batches it fans out. Each batch reports back with
+:meth:`RoundGate.batch_done`; the last one closes the round and records its duration. A round
+whose batches are lost (a crash) is closed by the expiry of its key, so rounds never stop.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+from redis import Redis
+
+from orchestrator.state import Keys
+from orchestrator.state.backend import redis_errors
+from orchestrator.state.codec import text
+
+__all__ = ["SPACING", "RoundGate", "RoundSummary", "batches"]
+
+#: Rounds begin at least this share of an interval apart (below 1 so beat's jitter is harmless).
+SPACING = 0.8
+#: Finished rounds kept for inspection and metrics.
+ROUNDS_KEPT = 100
+
+_BEGIN = """
+-- KEYS[1] round hash, KEYS[2] spacing key
+-- ARGV[1] round id, ARGV[2] started, ARGV[3] spacing ms, ARGV[4] round ttl s
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'started', ARGV[2], 'pending', 1,
+  'sessions', 0, 'changes', 0, 'queried', 0)
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3])
+return 1
+"""
+
+_BATCH_DONE = """
+-- KEYS[1] round hash, KEYS[2] rounds list
+-- ARGV[1] round id, ARGV[2] sessions, ARGV[3] queried, ARGV[4] changes, ARGV[5] now,
+-- ARGV[6] batches to add (the fan-out adds its batches, before sending them, while it
+-- closes its own share), ARGV[7] the last index of the rounds list to keep
+-- Returns the finished round as JSON, or '' while batches are pending (or the round is gone).
+if redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then return '' end
+redis.call('HINCRBY', KEYS[1], 'sessions', ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'queried', ARGV[3])
+redis.call('HINCRBY', KEYS[1], 'changes', ARGV[4])
+local pending = redis.call('HINCRBY', KEYS[1], 'pending', tonumber(ARGV[6]) - 1)
+if pending > 0 then return '' end
+local r = redis.call('HMGET', KEYS[1], 'started', 'sessions', 'queried', 'changes')
+local summary = cjson.encode({id = ARGV[1], started = tonumber(r[1]), finished = tonumber(ARGV[5]),
+  sessions = tonumber(r[2]), queried = tonumber(r[3]), changes = tonumber(r[4])})
+redis.call('DEL', KEYS[1])
+redis.call('LPUSH', KEYS[2], summary)
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[7]))
+return summary
+"""
+
+
+@dataclass(frozen=True)
+class RoundSummary:
+    """A finished round."""
+
+    id: str
+    started: float
+    finished: float
+    sessions: int
+    queried: int
+    changes: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.finished - self.started
+
+
+def batches(ids: list[str], size: int) -> list[list[str]]:
+    """``ids`` cut into batches of at most ``size``."""
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+class RoundGate:
+    """Begins and closes rounds in Redis (see the module's description)."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        *,
+        interval_s: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._redis = redis
+        self.keys = keys
+        self.interval_s = interval_s
+        self._clock = clock
+        self._begin = redis.register_script(_BEGIN)
+        self._done = redis.register_script(_BATCH_DONE)
+
+    @property
+    def round_ttl_s(self) -> int:
+        """How long a round may stay open (lost batches): ten intervals, at least 5 minutes."""
+        return int(max(300, 10 * self.interval_s))
+
+    def begin(self) -> str | None:
+        """A new round's id, or ``None`` when a round is under way or began too recently."""
+        round_id = uuid.uuid4().hex
+        with redis_errors(self._redis):
+            began = self._begin(
+                keys=[self.keys.reconcile_round(), self.keys.reconcile_spacing()],
+                args=[
+                    round_id,
+                    repr(self._clock()),
+                    int(self.interval_s * SPACING * 1000),
+                    self.round_ttl_s,
+                ],
+            )
+        return round_id if int(began) else None
+
+    def batch_done(
+        self,
+        round_id: str,
+        *,
+        sessions: int = 0,
+        queried: int = 0,
+        changes: int = 0,
+        add_batches: int = 0,
+    ) -> RoundSummary | None:
+        """Report one batch done; the round's summary if it was the last.
+
+        The fan-out reports its own share with ``add_batches`` = the number of batches, before
+        it sends them, so that the round cannot close while they are being sent.
+        """
+        with redis_errors(self._redis):
+            raw = self._done(
+                keys=[self.keys.reconcile_round(), self.keys.reconcile_rounds()],
+                args=[
+                    round_id,
+                    sessions,
+                    queried,
+                    changes,
+                    repr(self._clock()),
+                    add_batches,
+                    ROUNDS_KEPT - 1,
+                ],
+            )
+        summary = text(raw)
+        return RoundSummary(**json.loads(summary)) if summary else None
+
+    def recent(self, limit: int = 20) -> list[RoundSummary]:
+        """Finished rounds, newest first."""
+        with redis_errors(self._redis):
+            raw = cast(
+                "list[str | bytes]",
+                self._redis.lrange(self.keys.reconcile_rounds(), 0, limit - 1),
+            )
+        return [RoundSummary(**cast(dict[str, Any], json.loads(text(r)))) for r in raw]

@@ -1,0 +1,293 @@
+"""One session's reconciliation: compare what is stored with what ``query`` reports, and repair.
+
+A control loop step (spec D13, D14). It never runs an API call other than ``query``; repairs
+that need one (a stop, a start whose message was lost) are queued as ordinary tasks, which are
+idempotent. Every change is a history entry with source ``poll``.
+
+=========================================  ===============================================
+seen                                       done
+=========================================  ===============================================
+status 0–4 / 5 / 6–7                       phase starting / recording / stopping
+status 8                                   stopped, final file list kept, identity freed
+status 20                                  failed, alert ``abnormal_exit`` (once)
+404 while it should record                 failed (lost), alert ``lost``
+404 while it should stop                   stopped
+should stop, server still running          the stop is queued again
+below status 5 longer than stuck_after     alert ``stuck``
+stopping longer than stuck_after           alert ``stuck``, the stop is queued again
+max duration reached                       stop requested and queued
+pending / starting, no activity for long   the start is queued again (its message was lost)
+orphaned past its maxIdleTime horizon      failed (expired): the identity is freed
+=========================================  ===============================================
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.jobs.context import JobContext, recording_ref
+from orchestrator.krtc.errors import KrtcApiError, NotFoundError
+from orchestrator.krtc.models.responses import QueryResponse
+from orchestrator.reconcile.mapping import RUNNING_STATUSES, phase_for_status
+from orchestrator.state import Desired, Phase, Session, Source
+from workers.config import hard_time_limit_s
+
+__all__ = ["Outcome", "reconcile_session", "quiet_limit_s"]
+
+log = logging.getLogger("orchestrator.reconcile")
+
+#: maxIdleTime the server applies when a start does not give one (spec §4).
+DEFAULT_MAX_IDLE_S = 30
+
+
+@dataclass
+class Outcome:
+    """What one reconciliation saw and did."""
+
+    session_id: str
+    queried: bool = False
+    status: int | None = None
+    changes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def note(self, text: str) -> None:
+        self.changes.append(text)
+
+
+def quiet_limit_s(ctx: JobContext) -> float:
+    """Seconds without any change after which a session's queued task is presumed lost.
+
+    A live task chain touches the session at least once per retry delay plus one run, so a
+    session quiet for longer than that has no task working on it.
+    """
+    settings = ctx.settings
+    return settings.retry_backoff_max + hard_time_limit_s(settings) + settings.reconcile_interval
+
+
+def reconcile_session(ctx: JobContext, session_id: str) -> Outcome:
+    """Reconcile one session (a no-op for a finished or missing one)."""
+    outcome = Outcome(session_id)
+    session = ctx.store.get(session_id)
+    if session is None or session.is_finished:
+        return outcome
+    now = ctx.clock()
+    if session.sid is None:
+        _without_sid(ctx, session, now, outcome)
+        return outcome
+    try:
+        response = ctx.client.query(recording_ref(session))
+    except NotFoundError:
+        outcome.queried = True
+        _not_found(ctx, session, outcome)
+        return outcome
+    except KrtcApiError as exc:
+        outcome.queried = True
+        outcome.error = exc.reason
+        log.warning("query of session %s failed: %s", session_id, exc.reason)
+        return outcome
+    outcome.queried = True
+    outcome.status = response.status
+    _observed(ctx, session, response, now, outcome)
+    return outcome
+
+
+def _without_sid(ctx: JobContext, session: Session, now: float, outcome: Outcome) -> None:
+    quiet = now - session.updated_at
+    if session.phase == Phase.ORPHANED:
+        horizon = _max_idle_s(session) + ctx.settings.reconcile_interval
+        since = session.phase_since or session.updated_at
+        if now - since > horizon:
+            _move(
+                ctx,
+                session,
+                Phase.FAILED,
+                outcome,
+                why=f"orphaned for {now - since:.0f}s: past its maxIdleTime horizon, the server "
+                "has ended it; identity released",
+            )
+        return
+    if session.phase in (Phase.PENDING, Phase.STARTING) and quiet > quiet_limit_s(ctx):
+        if session.desired == Desired.STOPPED and session.phase == Phase.PENDING:
+            return  # the producer cancels these itself
+        task = ctx.send("krtc.start", [session.id])
+        ctx.store.note(
+            session.id,
+            f"start queued again ({task})",
+            source=Source.POLL,
+            why=f"no activity for {quiet:.0f}s: its task was lost",
+        )
+        outcome.note(f"start re-queued after {quiet:.0f}s without activity")
+    _check_stuck(ctx, session, now, outcome)
+
+
+def _not_found(ctx: JobContext, session: Session, outcome: Outcome) -> None:
+    if session.desired == Desired.STOPPED or session.phase == Phase.STOPPING:
+        _move(ctx, session, Phase.STOPPED, outcome, why="404 on query: the recording has ended")
+        return
+    _move(
+        ctx,
+        session,
+        Phase.FAILED,
+        outcome,
+        why="lost: the server no longer knows this recording (404 on query)",
+        last_error={
+            "kind": "lost",
+            "status": 404,
+            "code": 404,
+            "reason": "404 on query while it should be recording",
+            "at": ctx.clock(),
+        },
+    )
+    ctx.alert("lost", session.id, "the server no longer knows this recording (404 on query)")
+
+
+def _observed(
+    ctx: JobContext, session: Session, response: QueryResponse, now: float, outcome: Outcome
+) -> None:
+    status = response.status
+    files = [f.to_json_dict() for f in response.files]
+    if status is None:
+        outcome.error = "query answer without a status"
+        return
+    target = phase_for_status(status)
+    if target == Phase.FAILED:
+        _move(
+            ctx,
+            session,
+            Phase.FAILED,
+            outcome,
+            status=status,
+            files=files,
+            why="abnormal exit (status 20)",
+        )
+        ctx.alert("abnormal_exit", session.id, "the recording exited abnormally (status 20)")
+        return
+    if target == Phase.STOPPED:
+        _move(
+            ctx,
+            session,
+            Phase.STOPPED,
+            outcome,
+            status=status,
+            files=files,
+            why="the server reports it ended (status 8)",
+        )
+        return
+    if session.desired == Desired.STOPPED:
+        # Never move back from stopping; a running recording that should stop gets its stop
+        # again unless a stop job is visibly at work.
+        if target == Phase.STOPPING and session.phase != Phase.STOPPING:
+            _move(
+                ctx,
+                session,
+                Phase.STOPPING,
+                outcome,
+                status=status,
+                files=files,
+                why=f"status {status}: stopping",
+            )
+        else:
+            _update(ctx, session, status, files)
+        if status in RUNNING_STATUSES:
+            _restop(ctx, session, now, outcome, status)
+        return
+    if target is not None and target != session.phase:
+        _move(ctx, session, target, outcome, status=status, files=files, why=f"status {status}")
+        session = ctx.store.get_or_raise(session.id)
+    else:
+        _update(ctx, session, status, files)
+    _check_stuck(ctx, session, now, outcome)
+    _check_max_duration(ctx, session, now, outcome)
+
+
+def _restop(ctx: JobContext, session: Session, now: float, outcome: Outcome, status: int) -> None:
+    quiet = now - session.updated_at
+    limit = ctx.settings.reconcile_interval
+    if session.phase == Phase.STOPPING:
+        limit = quiet_limit_s(ctx)
+        since = session.phase_since or session.updated_at
+        if now - since > ctx.settings.stuck_after:
+            ctx.alert(
+                "stuck",
+                session.id,
+                f"stopping for {now - since:.0f}s and the server still reports status {status}",
+            )
+    if quiet <= limit:
+        return
+    task = ctx.send("krtc.stop", [session.id])
+    ctx.store.note(
+        session.id,
+        f"stop queued again ({task})",
+        source=Source.POLL,
+        why=f"should be stopped but the server reports status {status}",
+    )
+    outcome.note(f"stop re-queued (server status {status})")
+
+
+def _check_stuck(ctx: JobContext, session: Session, now: float, outcome: Outcome) -> None:
+    if session.phase not in (Phase.PENDING, Phase.STARTING):
+        return
+    since = session.phase_since or session.created_at
+    if now - since > ctx.settings.stuck_after:
+        status = "no sid yet" if session.sid is None else f"status {session.last_status}"
+        ctx.alert("stuck", session.id, f"{session.phase.value} for {now - since:.0f}s ({status})")
+        outcome.note(f"stuck: {session.phase.value} for {now - since:.0f}s")
+
+
+def _check_max_duration(ctx: JobContext, session: Session, now: float, outcome: Outcome) -> None:
+    limit = session.max_duration_s or ctx.settings.max_duration
+    if limit is None or session.desired != Desired.RECORDING:
+        return
+    if now - session.created_at < limit:
+        return
+    result = ctx.store.request_stop(
+        session.id, why=f"max duration of {limit}s reached", source=Source.POLL
+    )
+    if result.needs_stop_call:
+        ctx.send("krtc.stop", [session.id])
+    outcome.note(f"max duration {limit}s reached: stop queued")
+
+
+def _update(ctx: JobContext, session: Session, status: int, files: list[dict[str, Any]]) -> None:
+    if status != session.last_status or (files and files != session.files):
+        ctx.store.transition(
+            session.id, last_status=status, files=files or session.files, record=False
+        )
+
+
+def _move(
+    ctx: JobContext,
+    session: Session,
+    to: Phase,
+    outcome: Outcome,
+    *,
+    why: str,
+    status: int | None = None,
+    files: list[dict[str, Any]] | None = None,
+    last_error: dict[str, Any] | None = None,
+) -> None:
+    changes: dict[str, Any] = {}
+    if status is not None:
+        changes["last_status"] = status
+    if files:
+        changes["files"] = files
+    if last_error is not None:
+        changes["last_error"] = last_error
+    result = ctx.store.transition(
+        session.id,
+        to=to,
+        allowed_from=[session.phase],
+        why=why,
+        source=Source.POLL,
+        **changes,
+    )
+    if result.phase_changed:
+        outcome.note(f"{session.phase.value} -> {to.value}: {why}")
+
+
+def _max_idle_s(session: Session) -> float:
+    config = session.request.get("clientRequest", {}).get("recordingConfig", {})
+    value = config.get("maxIdleTime") if isinstance(config, dict) else None
+    return float(value) if isinstance(value, int | float) else DEFAULT_MAX_IDLE_S
