@@ -40,6 +40,7 @@ from orchestrator.state import (
     SessionStore,
     Source,
 )
+from orchestrator.state.session import DEFAULT_MAX_RESTARTS
 from orchestrator.storage_profiles import PROFILE_KEY, profile_name
 
 __all__ = [
@@ -113,6 +114,8 @@ class Recorder:
         *,
         idempotency_key: str | None = None,
         max_duration_s: int | None = None,
+        restart_on_failure: bool = False,
+        max_restarts: int = DEFAULT_MAX_RESTARTS,
     ) -> Session:
         """Validate a start request (wire form, spec §4), store a session and queue its start.
 
@@ -120,13 +123,28 @@ class Recorder:
         returned and nothing is queued (spec D11); so is the session an ``idempotency_key``
         created before.
 
+        Args:
+            request: the start body; its storage is named by profile.
+            idempotency_key: the same key gives back the same session (see
+                :meth:`SessionStore.create`).
+            max_duration_s: the reconciler stops the recording after this many seconds
+                (``KRTC_MAX_DURATION`` applies when not given).
+            restart_on_failure: when the recording exits abnormally (status 20), the reconciler
+                starts a new session for the same channel, linked to this one in both histories.
+            max_restarts: restarts the chain may make in all (a restarted session that fails
+                again is restarted while fewer have been made).
+
         Raises:
             RequestValidationError: the request breaks the API contract (field-level errors).
             IdempotencyKeyReusedError: the key belongs to another recording.
             StateUnavailableError: Redis is unreachable.
         """
         return self.start_once(
-            request, idempotency_key=idempotency_key, max_duration_s=max_duration_s
+            request,
+            idempotency_key=idempotency_key,
+            max_duration_s=max_duration_s,
+            restart_on_failure=restart_on_failure,
+            max_restarts=max_restarts,
         ).session
 
     def start_once(
@@ -135,6 +153,8 @@ class Recorder:
         *,
         idempotency_key: str | None = None,
         max_duration_s: int | None = None,
+        restart_on_failure: bool = False,
+        max_restarts: int = DEFAULT_MAX_RESTARTS,
     ) -> CreateResult:
         """:meth:`start`, also telling whether this call created the session and queued it.
 
@@ -154,6 +174,8 @@ class Recorder:
             request=body,
             idempotency_key=idempotency_key,
             max_duration_s=max_duration_s,
+            restart_on_failure=restart_on_failure,
+            max_restarts=max_restarts,
         )
         if created:
             self._send("krtc.start", [session.id])

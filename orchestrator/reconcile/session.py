@@ -9,7 +9,8 @@ seen                                       done
 =========================================  ===============================================
 status 0–4 / 5 / 6–7                       phase starting / recording / stopping
 status 8                                   stopped, final file list kept, identity freed
-status 20                                  failed, alert ``abnormal_exit`` (once)
+status 20                                  failed, alert ``abnormal_exit`` (once); with
+                                           ``restart_on_failure``, a new session (restart.py)
 404 while it should record                 failed (lost), alert ``lost``
 404 while it should stop                   stopped
 should stop, server still running          the stop is queued again
@@ -31,6 +32,7 @@ from orchestrator.jobs.context import JobContext, recording_ref
 from orchestrator.krtc.errors import KrtcApiError, NotFoundError
 from orchestrator.krtc.models.responses import QueryResponse
 from orchestrator.reconcile.mapping import RUNNING_STATUSES, phase_for_status
+from orchestrator.reconcile.restart import restart_failed
 from orchestrator.state import Desired, Phase, Session, Source
 from workers.config import hard_time_limit_s
 
@@ -153,7 +155,7 @@ def _observed(
         return
     target = phase_for_status(status)
     if target == Phase.FAILED:
-        _move(
+        failed = _move(
             ctx,
             session,
             Phase.FAILED,
@@ -163,6 +165,8 @@ def _observed(
             why="abnormal exit (status 20)",
         )
         ctx.alert("abnormal_exit", session.id, "the recording exited abnormally (status 20)")
+        if failed:
+            restart_failed(ctx, session, outcome)
         return
     if target == Phase.STOPPED:
         _move(
@@ -267,7 +271,8 @@ def _move(
     status: int | None = None,
     files: list[dict[str, Any]] | None = None,
     last_error: dict[str, Any] | None = None,
-) -> None:
+) -> bool:
+    """Move the session to ``to`` if it is still where it was seen; True if this call moved it."""
     changes: dict[str, Any] = {}
     if status is not None:
         changes["last_status"] = status
@@ -285,6 +290,7 @@ def _move(
     )
     if result.phase_changed:
         outcome.note(f"{session.phase.value} -> {to.value}: {why}")
+    return result.phase_changed
 
 
 def _max_idle_s(session: Session) -> float:

@@ -2,9 +2,10 @@
 
 Every hash value is a string: enums by value, numbers in decimal, ``files``, ``last_error`` and
 ``request`` as compact JSON. ``None`` is stored as an absent field (an empty string also reads
-as ``None``). Attempt counters are one field per action, ``attempts:<action>``, so that
-``HINCRBY`` can bump them atomically. Fields this version does not know are ignored on reading,
-so that a newer writer does not break an older reader.
+as ``None``). A flag (``restart_on_failure``) is ``"1"`` when set and absent when not, so that
+hashes written before it existed read as unset. Attempt counters are one field per action,
+``attempts:<action>``, so that ``HINCRBY`` can bump them atomically. Fields this version does
+not know are ignored on reading, so that a newer writer does not break an older reader.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ __all__ = [
 ATTEMPTS_FIELD_PREFIX = "attempts:"
 _JSON_FIELDS = frozenset({"files", "last_error", "request"})
 _NOT_STORED = frozenset({"history", "attempts"})
+#: Boolean fields: stored as "1" when true, absent when false.
+_FLAG_FIELDS = frozenset({"restart_on_failure"})
 
 
 def attempts_field(action: str) -> str:
@@ -53,6 +56,10 @@ def encode_value(name: str, value: Any) -> str | None:
     """
     if value is None:
         return None
+    if name in _FLAG_FIELDS:
+        if not isinstance(value, bool):
+            raise TypeError(f"{name}: a flag is a boolean, got {type(value).__name__}")
+        return "1" if value else None
     if name in _JSON_FIELDS:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     if isinstance(value, Enum):

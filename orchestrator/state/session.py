@@ -22,7 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.krtc.enums import Mode
 
-__all__ = ["Phase", "Desired", "Source", "HistoryEntry", "Session"]
+__all__ = ["DEFAULT_MAX_RESTARTS", "Phase", "Desired", "Source", "HistoryEntry", "Session"]
+
+#: Restarts a chain of sessions may make when ``restart_on_failure`` is set (spec D14).
+DEFAULT_MAX_RESTARTS = 1
 
 
 class Phase(StrEnum):
@@ -122,6 +125,11 @@ class Session(BaseModel):
         request: the start request body, in wire form, without secrets.
         restarted_from: the session this one restarts (restart policy, spec D14).
         restarted_to: the session that restarted this one.
+        restart_on_failure: start a new session for the same channel when this one exits
+            abnormally (status 20; spec D14).
+        max_restarts: how many restarts its chain may make in all (with
+            ``restart_on_failure``).
+        restarts: restarts made in its chain before this session (0 for the first one).
         history: the changes, oldest first; only filled when asked for.
     """
 
@@ -147,12 +155,20 @@ class Session(BaseModel):
     request: dict[str, Any] = Field(default_factory=dict)
     restarted_from: str | None = None
     restarted_to: str | None = None
+    restart_on_failure: bool = False
+    max_restarts: int = Field(default=DEFAULT_MAX_RESTARTS, ge=0)
+    restarts: int = Field(default=0, ge=0)
     history: list[HistoryEntry] = Field(default_factory=list)
 
     @property
     def is_finished(self) -> bool:
         """True once the phase is final (``stopped`` or ``failed``)."""
         return self.phase.is_finished
+
+    @property
+    def may_restart(self) -> bool:
+        """True if the restart policy allows one more restart of its chain."""
+        return self.restart_on_failure and self.restarts < self.max_restarts
 
     @property
     def identity(self) -> tuple[str, str, str]:

@@ -44,7 +44,14 @@ from orchestrator.state.results import (
     TransitionResult,
 )
 from orchestrator.state.scripts import Scripts
-from orchestrator.state.session import Desired, HistoryEntry, Phase, Session, Source
+from orchestrator.state.session import (
+    DEFAULT_MAX_RESTARTS,
+    Desired,
+    HistoryEntry,
+    Phase,
+    Session,
+    Source,
+)
 
 __all__ = [
     "DEFAULT_HISTORY_LIMIT",
@@ -181,6 +188,9 @@ class SessionStore:
         idempotency_key: str | None = None,
         max_duration_s: int | None = None,
         restarted_from: str | None = None,
+        restart_on_failure: bool = False,
+        max_restarts: int = DEFAULT_MAX_RESTARTS,
+        restarts: int = 0,
         source: Source = Source.PRODUCER,
         why: str = "start requested",
     ) -> CreateResult:
@@ -196,6 +206,9 @@ class SessionStore:
                 ``idempotency_ttl_s`` seconds, even after it finished.
             max_duration_s: an upper bound on the recording's length, for the reconciler.
             restarted_from: the session this one restarts (restart policy, spec D14).
+            restart_on_failure: restart the recording as a new session if it exits abnormally.
+            max_restarts: restarts its chain may make in all.
+            restarts: restarts its chain made before this session.
             source, why: recorded in the first history entry.
 
         Returns:
@@ -203,7 +216,8 @@ class SessionStore:
             names, else the unfinished session that holds the identity.
 
         Raises:
-            ValueError: app_id, cname or uid is empty, or max_duration_s is not positive.
+            ValueError: app_id, cname or uid is empty, max_duration_s is not positive, or
+                max_restarts or restarts is negative.
             IdempotencyKeyReusedError: the key names a session of another identity or mode.
             StateUnavailableError: Redis is unreachable.
         """
@@ -214,6 +228,10 @@ class SessionStore:
             raise ValueError(f"max_duration_s must be positive, got {max_duration_s}")
         if idempotency_key == "":
             raise ValueError("idempotency_key must not be empty (pass None for no key)")
+        if max_restarts < 0 or restarts < 0:
+            raise ValueError(
+                f"max_restarts and restarts must not be negative, got {max_restarts}, {restarts}"
+            )
         now = self._clock()
         session = Session(
             id=new_session_id(now),
@@ -225,6 +243,9 @@ class SessionStore:
             idempotency_key=idempotency_key,
             max_duration_s=max_duration_s,
             restarted_from=restarted_from,
+            restart_on_failure=restart_on_failure,
+            max_restarts=max_restarts,
+            restarts=restarts,
             created_at=now,
             updated_at=now,
             phase_since=now,
