@@ -15,6 +15,7 @@ __all__ = ["main", "COMMANDS"]
 
 #: name -> "module:attribute" of each subcommand.
 COMMANDS: dict[str, str] = {
+    "alerts": "orchestrator.cli.alerts:alerts",
     "api": "orchestrator.cli.api:api",
     "beat": "orchestrator.cli.beat:beat",
     "reconcile": "orchestrator.cli.reconcile:reconcile",
