@@ -10,7 +10,8 @@ Each choice answers an item of the project's Celery-over-Redis pitfalls:
   never handed out twice (checked by :func:`check_timing`, which refuses to start otherwise).
 - JSON only; ``result_extended`` off: no raw arguments in results; arguments are ids anyway.
 - ``worker_cancel_long_running_tasks_on_connection_loss``: acks-late tasks are not run twice
-  after a broker connection loss.
+  after a broker connection loss. Only for the prefork pool: ``krtc-rec worker`` turns it off
+  for the threads and solo pools, which cannot cancel a job (Celery would stop the worker).
 """
 
 from __future__ import annotations

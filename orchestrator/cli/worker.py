@@ -39,6 +39,11 @@ def worker(concurrency: int | None, pool: str, loglevel: str, hostname: str | No
         from workers.app import create_app
 
         app = create_app(settings)
+        # Cancelling running tasks on a broker connection loss needs a pool that can kill a
+        # job; the threads and solo pools cannot, and Celery then stops the worker for good
+        # (found by the Redis-restart test). There the tasks run on, and a task whose ack is
+        # lost runs again after the visibility timeout: the jobs are idempotent per session.
+        app.conf.worker_cancel_long_running_tasks_on_connection_loss = pool == "prefork"
         runtime.context(settings)  # fail now, not at the first job, on a bad configuration
     except OrchestratorError as exc:
         fail(exc)

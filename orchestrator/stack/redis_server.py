@@ -60,7 +60,8 @@ class EmbeddedRedis:
                 "redis-server is not on PATH (install it: apt-get install redis-server, or run "
                 "`make redis`)"
             )
-        self._dir = Path(tempfile.mkdtemp(prefix="krtc-redis-"))
+        if self._dir is None:
+            self._dir = Path(tempfile.mkdtemp(prefix="krtc-redis-"))
         self._process = subprocess.Popen(
             [
                 binary,
@@ -81,6 +82,22 @@ class EmbeddedRedis:
                 raise ConfigError(f"the embedded redis-server did not start on port {self.port}")
             time.sleep(0.05)
         return self.url
+
+    def shutdown_nosave(self, timeout_s: float = 10.0) -> None:
+        """Stop the server abruptly (``SHUTDOWN NOSAVE``) but keep its files (its AOF).
+
+        :meth:`start` then brings it back on the same port with what the AOF kept.
+        """
+        client = Redis.from_url(self.url, socket_connect_timeout=1)
+        try:
+            client.shutdown(nosave=True)
+        except RedisError:
+            pass  # the connection drops as the server exits
+        finally:
+            client.close()
+        if self._process is not None:
+            self._process.wait(timeout_s)
+            self._process = None
 
     def stop(self) -> None:
         """Stop it and remove its files."""
