@@ -50,19 +50,17 @@ def _run(task: Task, job: Callable[[JobContext], str]) -> str:
     retries = int(request.retries or 0)
     counter = DeliveryCounter(ctx.store.redis, ctx.store.keys.prefix)
     runs = counter.begin(task_id, retries)
-    if runs > MAX_DELIVERIES:
-        counter.end(task_id, retries)
-        session_id = str(request.args[0]) if request.args else "?"
-        raise JobFailedError(
-            TASK_ACTIONS.get(task.name, task.name),
-            session_id,
-            {
-                "kind": "worker_lost",
-                "reason": f"the task's worker died {runs - 1} times running it; not run again",
-                "at": ctx.clock(),
-            },
-        )
     try:
+        if runs > MAX_DELIVERIES:
+            raise JobFailedError(
+                TASK_ACTIONS.get(task.name, task.name),
+                str(request.args[0]) if request.args else "?",
+                {
+                    "kind": "worker_lost",
+                    "reason": f"the task's worker died {runs - 1} times running it; not run again",
+                    "at": ctx.clock(),
+                },
+            )
         return job(ctx)
     except JobFailedError as exc:
         # Record the letter here, with the job's structured error: by the time Celery's
@@ -117,6 +115,15 @@ def register(app: Celery) -> None:
 
     app.task(name="krtc.reconcile", bind=True)(reconcile)
     app.task(name="krtc.reconcile_batch", bind=True, acks_late=True)(reconcile_batch)
+
+    def schedule_tick(self: Task) -> str:
+        from orchestrator.schedule.tick import run_tick
+
+        ctx = runtime.context(self.app.conf.krtc_settings, self.app)
+        return str(run_tick(ctx))
+
+    # Not acks_late: a lost tick is replaced by the next one, and claims survive in Redis.
+    app.task(name="krtc.schedule_tick", bind=True)(schedule_tick)
 
     failures.connect(app)
     redelivery.connect(app)
