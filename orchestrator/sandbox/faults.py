@@ -172,11 +172,12 @@ class FaultInjector:
             forced.count -= 1
             if forced.count <= 0:
                 queue.popleft()
-            reason = forced.reason or f"internal error (injected: HTTP {forced.status})"
+            reason = forced.reason or f"{_kind(forced.status)} (injected: HTTP {forced.status})"
             return InjectedError(forced.status, reason, forced.retry_after_s)
         rate = self.error_rates.get(action, self.error_rate)
         if rate and self._rng.random() < rate:
-            return InjectedError(self.error_status, f"internal error (injected at rate {rate:g})")
+            reason = f"{_kind(self.error_status)} (injected at rate {rate:g})"
+            return InjectedError(self.error_status, reason)
         return None
 
     def lost_answer(self, action: Action) -> LostAnswer | None:
@@ -221,3 +222,18 @@ class FaultInjector:
             "stuck_new": self.stuck_new,
             "stuck_status": self.stuck_status,
         }
+
+
+def _kind(status: int) -> str:
+    """How an injected error of ``status`` describes itself."""
+    if status == 429:
+        return "too many requests"
+    if status >= 500:
+        return "internal error"
+    return {
+        400: "bad request",
+        401: "unauthorized",
+        403: "forbidden",
+        404: "not found",
+        409: "conflict",
+    }.get(status, "refused")
