@@ -1,7 +1,8 @@
 """Task names and the queues they go to, shared by producers, workers and the reconciler.
 
 Stops have their own queue so that a backlog of starts never delays one; reconcile batches
-have theirs so that polling never delays a start.
+have theirs so that polling never delays a start; the scheduled-recording ticks have theirs so
+that a long reconcile batch never delays a scheduled start.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ __all__ = [
     "START_QUEUE",
     "STOP_QUEUE",
     "RECONCILE_QUEUE",
+    "SCHEDULE_QUEUE",
     "QUEUES",
     "TASK_QUEUES",
     "TaskSender",
@@ -21,8 +23,9 @@ __all__ = [
 START_QUEUE = "krtc"
 STOP_QUEUE = "krtc-stop"
 RECONCILE_QUEUE = "krtc-reconcile"
+SCHEDULE_QUEUE = "krtc-schedule"
 #: The queues a worker consumes, in order of priority.
-QUEUES = (STOP_QUEUE, START_QUEUE, RECONCILE_QUEUE)
+QUEUES = (STOP_QUEUE, SCHEDULE_QUEUE, START_QUEUE, RECONCILE_QUEUE)
 
 #: task name -> queue.
 TASK_QUEUES = {
@@ -32,6 +35,7 @@ TASK_QUEUES = {
     "krtc.stop": STOP_QUEUE,
     "krtc.reconcile": RECONCILE_QUEUE,
     "krtc.reconcile_batch": RECONCILE_QUEUE,
+    "krtc.schedule_tick": SCHEDULE_QUEUE,
 }
 
 

@@ -17,6 +17,8 @@ __all__ = [
     "DEFAULT_RECONCILE_INTERVAL_S",
     "DEFAULT_RECONCILE_BATCH_SIZE",
     "DEFAULT_STUCK_AFTER_S",
+    "DEFAULT_SCHEDULE_TICK_INTERVAL_S",
+    "DEFAULT_SCHEDULE_LEASE_S",
     "settings_env",
     "DEFAULT_ENDPOINT",
     "DEFAULT_REGION",
@@ -61,6 +63,11 @@ DEFAULT_RECONCILE_INTERVAL_S = 30.0
 DEFAULT_RECONCILE_BATCH_SIZE = 50
 #: Seconds below status 5 (or stopping) after which a recording counts as stuck.
 DEFAULT_STUCK_AFTER_S = 300.0
+#: Seconds between dispatch ticks of scheduled recordings (starts and stops are sent within a
+#: tick of their time).
+DEFAULT_SCHEDULE_TICK_INTERVAL_S = 1.0
+#: Seconds a tick holds a claimed scheduled start or stop before another tick may take it over.
+DEFAULT_SCHEDULE_LEASE_S = 30.0
 #: Seconds between reminders of an alert whose condition persists; None: alert once only.
 DEFAULT_ALERT_REMIND_AFTER_S: float | None = None
 
@@ -117,6 +124,9 @@ class Settings(BaseSettings):
     reconcile_interval: float = Field(default=DEFAULT_RECONCILE_INTERVAL_S, ge=1)
     reconcile_batch_size: int = Field(default=DEFAULT_RECONCILE_BATCH_SIZE, ge=1)
     stuck_after: float = Field(default=DEFAULT_STUCK_AFTER_S, gt=0)
+    #: Scheduled recordings (orchestrator.schedule): beat's dispatch tick, and the claim lease.
+    schedule_tick_interval: float = Field(default=DEFAULT_SCHEDULE_TICK_INTERVAL_S, gt=0, le=60)
+    schedule_lease: float = Field(default=DEFAULT_SCHEDULE_LEASE_S, ge=1)
     #: Default upper bound on a recording's length in seconds (None: no limit); a start's
     #: max_duration wins.
     max_duration: int | None = Field(default=None, ge=1)

@@ -109,6 +109,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "schedule": settings.reconcile_interval,
                 # A tick not run within its interval is stale: the next one replaces it.
                 "options": {"expires": settings.reconcile_interval},
-            }
+            },
+            # Scheduled recordings are due in Redis, never as ETA tasks; this tick claims them.
+            "krtc-schedule-tick": {
+                "task": "krtc.schedule_tick",
+                "schedule": settings.schedule_tick_interval,
+                "options": {"expires": settings.schedule_tick_interval},
+            },
         },
     }

@@ -52,6 +52,10 @@ class AlertKind(StrEnum):
     START_FAILED = "start_failed"
     #: A job gave up and became a dead letter.
     DEAD_LETTER = "dead_letter"
+    #: A scheduled recording was not started within its misfire grace (an outage).
+    MISSED = "missed"
+    #: A scheduled recording could not be started (its channel was already recording...).
+    SCHEDULE_FAILED = "schedule_failed"
 
     @property
     def severity(self) -> Severity:
@@ -73,6 +77,8 @@ SEVERITY_OF: dict[AlertKind, Severity] = {
     AlertKind.ORPHANED: Severity.WARNING,
     AlertKind.START_FAILED: Severity.WARNING,
     AlertKind.DEAD_LETTER: Severity.WARNING,
+    AlertKind.MISSED: Severity.CRITICAL,
+    AlertKind.SCHEDULE_FAILED: Severity.CRITICAL,
 }
 
 _TITLES = {
@@ -83,6 +89,8 @@ _TITLES = {
     AlertKind.STOP_FAILING: "stop keeps failing",
     AlertKind.START_FAILED: "start failed for good",
     AlertKind.DEAD_LETTER: "job dead-lettered",
+    AlertKind.MISSED: "scheduled recording missed",
+    AlertKind.SCHEDULE_FAILED: "scheduled recording could not start",
 }
 
 

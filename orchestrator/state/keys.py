@@ -23,6 +23,15 @@ are percent-encoded, so a ``:`` inside a channel name can never make two keys co
                                                  starts: no second round (a second beat) until
                                                  it expires
     {p}:reconcile:rounds                list     recent finished rounds, newest first (JSON)
+    {p}:schedule:{id}                   string   one recording schedule (JSON)
+    {p}:schedule:{id}:occurrences       zset     its occurrence ids, scored by planned start
+    {p}:schedules                       zset     ids of all schedules, scored by creation time
+    {p}:occurrence:{id}                 hash     one occurrence of a schedule: planned start and
+                                                 end, outcome, the session it started
+    {p}:schedule-due                    zset     due work, ``start|{occurrence id}`` or
+                                                 ``stop|{occurrence id}``, scored by due time
+    {p}:schedule-claimed                zset     the same members once a tick claimed them,
+                                                 scored by the end of the claim's lease
 """
 
 from __future__ import annotations
@@ -121,6 +130,30 @@ class Keys:
     def reconcile_rounds(self) -> str:
         """The list of recent finished reconcile rounds (JSON), newest first."""
         return f"{self.prefix}:reconcile:rounds"
+
+    def schedule(self, schedule_id: str) -> str:
+        """One recording schedule (JSON)."""
+        return f"{self.prefix}:schedule:{_part(schedule_id)}"
+
+    def schedule_occurrences(self, schedule_id: str) -> str:
+        """The sorted set of a schedule's occurrence ids, scored by planned start."""
+        return f"{self.prefix}:schedule:{_part(schedule_id)}:occurrences"
+
+    def schedules(self) -> str:
+        """The sorted set of every schedule id, scored by creation time (unix seconds)."""
+        return f"{self.prefix}:schedules"
+
+    def occurrence(self, occurrence_id: str) -> str:
+        """The hash of one occurrence of a schedule."""
+        return f"{self.prefix}:occurrence:{_part(occurrence_id)}"
+
+    def schedule_due(self) -> str:
+        """The sorted set of due scheduled starts and stops, scored by due time."""
+        return f"{self.prefix}:schedule-due"
+
+    def schedule_claimed(self) -> str:
+        """The sorted set of claimed starts and stops, scored by the end of their lease."""
+        return f"{self.prefix}:schedule-claimed"
 
     def pattern(self) -> str:
         """A ``SCAN MATCH`` pattern for every key under the prefix (glob characters escaped)."""

@@ -27,7 +27,7 @@ def make_alert(**overrides: object) -> Alert:
     return Alert.model_validate(fields)
 
 
-def test_the_kinds_are_the_seven_of_the_issue() -> None:
+def test_the_kinds_are_the_seven_of_the_issue_and_the_two_of_scheduling() -> None:
     assert {k.value for k in AlertKind} == {
         "abnormal_exit",
         "lost",
@@ -36,6 +36,8 @@ def test_the_kinds_are_the_seven_of_the_issue() -> None:
         "stop_failing",
         "start_failed",
         "dead_letter",
+        "missed",
+        "schedule_failed",
     }
 
 
