@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "reconcile": "orchestrator.cli.reconcile:reconcile",
     "demo": "orchestrator.cli.demo:demo",
     "sandbox": "orchestrator.cli.sandbox:sandbox",
+    "schedule": "orchestrator.cli.schedule:schedule",
     "worker": "orchestrator.cli.worker:worker",
 }
 

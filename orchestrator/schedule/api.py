@@ -248,6 +248,21 @@ class Scheduler:
         current = self.store.get(id)
         if current is None:
             occurrence = self.store.occurrence_or_raise(id)
+            series_only = {
+                "cron": cron,
+                "weekly": weekly,
+                "timezone": timezone,
+                "until": until,
+                "count": count,
+                "misfire_grace_s": misfire_grace_s,
+            }
+            given = [
+                FieldError(k, "applies to a series (a schedule id)")
+                for k, v in series_only.items()
+                if v is not None
+            ]
+            if given:
+                raise RequestValidationError("reschedule", given)
             return self._move(occurrence, start_at, duration_s, end_at)
         rule = current.rule
         keep_rule = cron is None and weekly is None
