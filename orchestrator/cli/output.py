@@ -8,7 +8,7 @@ from typing import Any, NoReturn
 
 import click
 
-from orchestrator.errors import ConfigError, OrchestratorError
+from orchestrator.errors import ConfigError, OrchestratorError, StateError
 from orchestrator.krtc.errors import (
     ConflictError,
     KrtcApiError,
@@ -17,6 +17,12 @@ from orchestrator.krtc.errors import (
     TransientError,
 )
 from orchestrator.krtc.validation import RequestValidationError
+from orchestrator.state.errors import (
+    CorruptSessionError,
+    SessionNotFoundError,
+    StateBackendError,
+    StateUnavailableError,
+)
 
 __all__ = [
     "EXIT_OK",
@@ -25,7 +31,10 @@ __all__ = [
     "EXIT_NOT_FOUND",
     "EXIT_CONFLICT",
     "EXIT_TRANSIENT",
+    "EXIT_WAIT_TIMEOUT",
+    "EXIT_NOT_REACHED",
     "EXIT_CODES_HELP",
+    "QUEUE_EXIT_CODES_HELP",
     "echo_json",
     "fail",
     "exit_code_for",
@@ -38,11 +47,23 @@ EXIT_PERMANENT = 3
 EXIT_NOT_FOUND = 4
 EXIT_CONFLICT = 5
 EXIT_TRANSIENT = 6
+#: ``--wait`` ran out of time; the job is still queued or under way.
+EXIT_WAIT_TIMEOUT = 7
+#: ``--wait`` saw the session settle in another phase than the one wanted (failed, orphaned...).
+EXIT_NOT_REACHED = 8
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 success; 2 invalid input or configuration (nothing sent); "
     "3 permanent API error (400/401/403); 4 not found (404); 5 conflict (409); "
     "6 transient failure (500s, timeouts) after a few quick retries."
+)
+
+#: The exit codes of the commands that queue jobs or read sessions (start, stop, show, dlq...).
+QUEUE_EXIT_CODES_HELP = (
+    "Exit codes: 0 success; 2 invalid input or configuration, or Redis unreachable at start-up "
+    "(nothing stored or queued); 4 no such session or dead letter; 5 the session's state forbids "
+    "it (finished, or an idempotency key reused for another recording); 6 Redis lost during the "
+    "command; 7 --wait timed out; 8 --wait ended in another phase (failed, orphaned, stopped)."
 )
 
 
@@ -63,6 +84,17 @@ def exit_code_for(error: BaseException) -> int:
         return EXIT_TRANSIENT
     if isinstance(error, PermanentError | KrtcApiError):
         return EXIT_PERMANENT
+    if isinstance(error, SessionNotFoundError):
+        return EXIT_NOT_FOUND
+    if isinstance(error, StateUnavailableError):
+        return EXIT_TRANSIENT
+    if isinstance(error, StateBackendError | CorruptSessionError):
+        return 1
+    if isinstance(error, StateError):
+        # What is left forbids the operation: a finished session, a reused idempotency key.
+        return EXIT_CONFLICT
+    if isinstance(error, TimeoutError):
+        return EXIT_WAIT_TIMEOUT
     return 1
 
 

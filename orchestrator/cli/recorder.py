@@ -1,0 +1,105 @@
+"""What the queue commands share: a :class:`Recorder` from the environment, JSON input.
+
+A command that cannot reach Redis when it starts is misconfigured (``REDIS_URL`` names the
+wrong server, or it is not running): it exits 2 with nothing stored or queued, like any other
+configuration error. Losing Redis later, during the command, is a transient failure (exit 6).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import IO, TYPE_CHECKING, Any
+
+from orchestrator.cli.output import fail
+from orchestrator.errors import ConfigError, OrchestratorError
+from orchestrator.krtc.validation import FieldError, RequestValidationError
+from orchestrator.settings import load_settings
+from orchestrator.state import SessionStore, StateUnavailableError
+
+if TYPE_CHECKING:
+    from orchestrator.producer import Recorder
+
+__all__ = ["REDIS_TIMEOUT_S", "open_recorder", "connect_recorder", "read_documents", "read_object"]
+
+#: Seconds to connect to Redis, and to wait for one answer, before giving up.
+REDIS_TIMEOUT_S = 5.0
+
+_EMPTY_HINT = "is empty: give the JSON with --file PATH or on stdin (--file -)"
+
+
+def connect_recorder() -> Recorder:
+    """A recorder configured from the environment, its Redis checked.
+
+    Raises:
+        ConfigError: a setting is invalid, ``REDIS_URL`` is not a Redis URL, or nothing answers
+            there.
+    """
+    settings = load_settings()
+    from orchestrator.producer import Recorder  # Celery loads only for the commands that queue
+
+    try:
+        store = SessionStore.from_url(
+            settings.redis_url,
+            prefix=settings.redis_prefix,
+            socket_connect_timeout=REDIS_TIMEOUT_S,
+            socket_timeout=REDIS_TIMEOUT_S,
+        )
+    except ValueError:
+        # redis-py's message is not echoed: the URL may hold a password.
+        raise ConfigError(
+            "REDIS_URL: not a Redis URL (expected redis://[:password@]host:port/db, "
+            "rediss://... or unix:///path)"
+        ) from None
+    try:
+        store.ping()
+    except StateUnavailableError as exc:
+        raise ConfigError(f"cannot reach Redis: {exc}") from None
+    return Recorder(settings, store=store)
+
+
+def open_recorder() -> Recorder:
+    """:func:`connect_recorder` for a command: on a configuration error, report it and exit 2."""
+    try:
+        return connect_recorder()
+    except OrchestratorError as exc:
+        fail(exc)
+
+
+def read_documents(source: IO[str], subject: str) -> list[Any]:
+    """The JSON documents of ``source``: one JSON value, or JSON Lines (one value a line).
+
+    Raises:
+        RequestValidationError: the input is empty or not JSON (the messages never echo the
+            input, which may hold secrets).
+    """
+    text = source.read()
+    if not text.strip():
+        raise RequestValidationError(subject, [FieldError("(body)", _EMPTY_HINT)])
+    try:
+        return [json.loads(text)]
+    except json.JSONDecodeError as whole:
+        lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+        documents = []
+        for _, line in lines:
+            try:
+                documents.append(json.loads(line))
+            except json.JSONDecodeError:
+                # Not JSON Lines either: report the error of the whole text, which points at
+                # the spot (line and column) where it goes wrong.
+                problem = (
+                    f"is not valid JSON ({whole.msg}: line {whole.lineno} column {whole.colno})"
+                )
+                raise RequestValidationError(subject, [FieldError("(body)", problem)]) from None
+        return documents
+
+
+def read_object(source: IO[str], subject: str) -> dict[str, Any]:
+    """The single JSON object of ``source``.
+
+    Raises:
+        RequestValidationError: the input is empty, not JSON, or not one object.
+    """
+    documents = read_documents(source, subject)
+    if len(documents) != 1 or not isinstance(documents[0], dict):
+        raise RequestValidationError(subject, [FieldError("(body)", "must be one JSON object")])
+    return documents[0]
