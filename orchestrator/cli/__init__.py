@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "beat": "orchestrator.cli.beat:beat",
     "reconcile": "orchestrator.cli.reconcile:reconcile",
     "demo": "orchestrator.cli.demo:demo",
+    "metrics": "orchestrator.cli.metrics:metrics",
     "sandbox": "orchestrator.cli.sandbox:sandbox",
     "schedule": "orchestrator.cli.schedule:schedule",
     "worker": "orchestrator.cli.worker:worker",

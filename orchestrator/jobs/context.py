@@ -14,6 +14,7 @@ from orchestrator.errors import OrchestratorError
 from orchestrator.krtc.client import KrtcClient
 from orchestrator.krtc.errors import KrtcApiError
 from orchestrator.krtc.retry import RetryPolicy
+from orchestrator.metrics import MetricsRecorder
 from orchestrator.ratelimit import RateLimiter
 from orchestrator.settings import Settings
 from orchestrator.state import DeadLetterStore, Session, SessionStore
@@ -118,7 +119,10 @@ class JobContext:
         ctx = cls(
             settings=settings,
             store=store,
-            client=KrtcClient(settings),
+            # Every API call is counted into Redis for `krtc-rec metrics` (cluster-wide).
+            client=KrtcClient(
+                settings, observer=MetricsRecorder.from_settings(settings).observe_call
+            ),
             profiles=StorageProfiles.from_setting(settings.storage_profiles),
             dead_letters=DeadLetterStore(store.redis, keys=store.keys),
         )

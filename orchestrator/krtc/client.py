@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import logging
+import time
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import requests
@@ -32,7 +34,16 @@ from orchestrator.krtc.models import (
 from orchestrator.krtc.validation import parse_request
 from orchestrator.settings import Settings
 
-__all__ = ["API_VERSION", "CONTENT_TYPE", "KrtcClient", "RequestLike", "build_request"]
+__all__ = [
+    "API_VERSION",
+    "CONTENT_TYPE",
+    "CallObserver",
+    "KrtcClient",
+    "RequestLike",
+    "build_request",
+]
+
+log = logging.getLogger("orchestrator.krtc")
 
 API_VERSION = "v1"
 CONTENT_TYPE = "application/json;charset=UTF-8"
@@ -40,6 +51,9 @@ USER_AGENT = "krtc-orchestrator/0.1"
 
 R = TypeVar("R", bound=SidResponse)
 RequestLike = ApiRequest | Mapping[str, Any]
+#: Told of every call once it ends: ``(action, seconds, error or None)``. Metrics plug in here
+#: (:class:`orchestrator.metrics.MetricsRecorder`); an observer that raises is logged and ignored.
+CallObserver = Callable[[Action, float, BaseException | None], None]
 
 
 def _pooled_session(pool_size: int) -> requests.Session:
@@ -101,6 +115,7 @@ class KrtcClient:
         settings: endpoint, key pair, region, service and timeouts.
         session: a ``requests.Session`` to send with (default: a pooled one of our own).
         clock: the signing clock (default: the system's UTC time).
+        observer: told of every call (action, seconds, error), e.g. to count them.
 
     Raises:
         ConfigError: when the key pair is not configured.
@@ -112,8 +127,10 @@ class KrtcClient:
         *,
         session: requests.Session | None = None,
         clock: Clock = utc_now,
+        observer: CallObserver | None = None,
     ) -> None:
         self.settings = settings
+        self.observer = observer
         self.auth = KopAuth(
             settings.credentials(), region=settings.region, service=settings.service, clock=clock
         )
@@ -180,6 +197,25 @@ class KrtcClient:
         return parse_request(action, dict(request))
 
     def _call(self, request: ApiRequest, model: type[R]) -> R:
+        if self.observer is None:
+            return self._send(request, model)
+        started = time.perf_counter()
+        try:
+            result = self._send(request, model)
+        except BaseException as exc:
+            self._observe(request.action, time.perf_counter() - started, exc)
+            raise
+        self._observe(request.action, time.perf_counter() - started, None)
+        return result
+
+    def _observe(self, action: Action, seconds: float, error: BaseException | None) -> None:
+        assert self.observer is not None
+        try:
+            self.observer(action, seconds, error)
+        except Exception:  # an observer must never turn a call's outcome into another
+            log.exception("the API call observer failed (ignored)")
+
+    def _send(self, request: ApiRequest, model: type[R]) -> R:
         action = request.action
         try:
             response = self.session.send(self.prepare(request), timeout=self.timeout)

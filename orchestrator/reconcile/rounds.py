@@ -3,7 +3,8 @@
 A round is begun by whichever beat's tick comes first: :meth:`RoundGate.begin` atomically checks
 that no round is under way and that the last one began more than ``SPACING`` of an interval ago,
 then records the new round with the number of batches it fans out. Each batch reports back with
-:meth:`RoundGate.batch_done`; the last one closes the round and records its duration. A round
+:meth:`RoundGate.batch_done`; the last one closes the round and records its duration (in the
+list of recent rounds, and in the ``krtc_reconcile_round_seconds`` histogram). A round
 whose batches are lost (a crash) is closed by the expiry of its key, so rounds never stop.
 """
 
@@ -18,6 +19,7 @@ from typing import Any, cast
 
 from redis import Redis
 
+from orchestrator.metrics.histograms import RECONCILE_ROUND_SECONDS
 from orchestrator.state import Keys
 from orchestrator.state.backend import redis_errors
 from orchestrator.state.codec import text
@@ -43,10 +45,11 @@ return 1
 """
 
 _BATCH_DONE = """
--- KEYS[1] round hash, KEYS[2] rounds list
+-- KEYS[1] round hash, KEYS[2] rounds list, KEYS[3] round duration histogram (metrics)
 -- ARGV[1] round id, ARGV[2] sessions, ARGV[3] queried, ARGV[4] changes, ARGV[5] now,
 -- ARGV[6] batches to add (the fan-out adds its batches, before sending them, while it
--- closes its own share), ARGV[7] the last index of the rounds list to keep
+-- closes its own share), ARGV[7] the last index of the rounds list to keep,
+-- ARGV[8..] the histogram's bucket bounds, increasing (orchestrator.metrics.histograms)
 -- Returns the finished round as JSON, or '' while batches are pending (or the round is gone).
 if redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then return '' end
 redis.call('HINCRBY', KEYS[1], 'sessions', ARGV[2])
@@ -58,6 +61,14 @@ local r = redis.call('HMGET', KEYS[1], 'started', 'sessions', 'queried', 'change
 local summary = cjson.encode({id = ARGV[1], started = tonumber(r[1]), finished = tonumber(ARGV[5]),
   sessions = tonumber(r[2]), queried = tonumber(r[3]), changes = tonumber(r[4])})
 redis.call('DEL', KEYS[1])
+local duration = math.max(0, tonumber(ARGV[5]) - tonumber(r[1]))
+local bucket = '+Inf'
+for i = 8, #ARGV do
+  if duration <= tonumber(ARGV[i]) then bucket = ARGV[i]; break end
+end
+redis.call('HINCRBY', KEYS[3], bucket, 1)
+redis.call('HINCRBY', KEYS[3], 'count', 1)
+redis.call('HINCRBYFLOAT', KEYS[3], 'sum', duration)
 redis.call('LPUSH', KEYS[2], summary)
 redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[7]))
 return summary
@@ -139,7 +150,11 @@ class RoundGate:
         """
         with redis_errors(self._redis):
             raw = self._done(
-                keys=[self.keys.reconcile_round(), self.keys.reconcile_rounds()],
+                keys=[
+                    self.keys.reconcile_round(),
+                    self.keys.reconcile_rounds(),
+                    self.keys.metrics_reconcile_seconds(),
+                ],
                 args=[
                     round_id,
                     sessions,
@@ -148,6 +163,7 @@ class RoundGate:
                     repr(self._clock()),
                     add_batches,
                     ROUNDS_KEPT - 1,
+                    *RECONCILE_ROUND_SECONDS.le_labels[:-1],
                 ],
             )
         summary = text(raw)

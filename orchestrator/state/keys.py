@@ -23,6 +23,13 @@ are percent-encoded, so a ``:`` inside a channel name can never make two keys co
                                                  starts: no second round (a second beat) until
                                                  it expires
     {p}:reconcile:rounds                list     recent finished rounds, newest first (JSON)
+    {p}:metrics:api:requests            hash     API calls per "{action}|{outcome}", all workers
+    {p}:metrics:api:seconds             hash     API call latency histogram: "{action}|{le}"
+                                                 (non-cumulative bucket counts), "{action}|sum",
+                                                 "{action}|count"
+    {p}:metrics:reconcile:seconds       hash     reconcile round durations: "{le}", "sum", "count"
+    {p}:metrics:schedule:lag            hash     seconds scheduled work was dispatched after it
+                                                 was due: "{le}", "sum", "count"
     {p}:schedule:{id}                   string   one recording schedule (JSON)
     {p}:schedule:{id}:occurrences       zset     its occurrence ids, scored by planned start
     {p}:schedules                       zset     ids of all schedules, scored by creation time
@@ -154,6 +161,22 @@ class Keys:
     def schedule_claimed(self) -> str:
         """The sorted set of claimed starts and stops, scored by the end of their lease."""
         return f"{self.prefix}:schedule-claimed"
+
+    def metrics_api_requests(self) -> str:
+        """The hash of API call counts by action and outcome (every worker adds to it)."""
+        return f"{self.prefix}:metrics:api:requests"
+
+    def metrics_api_seconds(self) -> str:
+        """The histogram hash of API call latencies by action."""
+        return f"{self.prefix}:metrics:api:seconds"
+
+    def metrics_reconcile_seconds(self) -> str:
+        """The histogram hash of reconcile round durations."""
+        return f"{self.prefix}:metrics:reconcile:seconds"
+
+    def metrics_schedule_lag(self) -> str:
+        """The histogram hash of schedule lags (dispatch time minus due time)."""
+        return f"{self.prefix}:metrics:schedule:lag"
 
     def pattern(self) -> str:
         """A ``SCAN MATCH`` pattern for every key under the prefix (glob characters escaped)."""

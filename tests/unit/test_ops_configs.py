@@ -34,7 +34,7 @@ METRICS = {
     "krtc_alerts_total": "counter",
     "krtc_dlq_size": "gauge",
     "krtc_reconcile_round_seconds": "histogram",
-    "krtc_schedule_lag_seconds": "gauge",
+    "krtc_schedule_lag_seconds": "histogram",
 }
 KNOWN_SERIES = set(METRICS) | {
     f"{name}{suffix}"
