@@ -22,6 +22,12 @@ COMMANDS: dict[str, str] = {
     "demo": "orchestrator.cli.demo:demo",
     "metrics": "orchestrator.cli.metrics:metrics",
     "sandbox": "orchestrator.cli.sandbox:sandbox",
+    "layout": "orchestrator.cli.sessions:layout",
+    "list": "orchestrator.cli.views:list_sessions",
+    "show": "orchestrator.cli.views:show",
+    "start": "orchestrator.cli.sessions:start",
+    "stop": "orchestrator.cli.sessions:stop",
+    "update": "orchestrator.cli.sessions:update",
     "schedule": "orchestrator.cli.schedule:schedule",
     "worker": "orchestrator.cli.worker:worker",
 }
