@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "demo": "orchestrator.cli.demo:demo",
     "metrics": "orchestrator.cli.metrics:metrics",
     "sandbox": "orchestrator.cli.sandbox:sandbox",
+    "dlq": "orchestrator.cli.dlq:dlq",
     "layout": "orchestrator.cli.sessions:layout",
     "list": "orchestrator.cli.views:list_sessions",
     "show": "orchestrator.cli.views:show",
