@@ -248,10 +248,11 @@ class Dispatcher:
             self._plan_after(occurrence, schedule)
 
     def _plan_after(self, occurrence: Occurrence, schedule: Schedule) -> None:
-        current = self.schedules.get(schedule.id) or schedule
+        # The schedule read at the claim is enough: planning re-checks in Redis that it is
+        # still active (a cancel in between wins).
         plan_next(
             self.schedules,
-            current,
+            schedule,
             after=occurrence.slot,
             index=occurrence.index,
             now=self._clock(),
