@@ -2,35 +2,54 @@
 
 from __future__ import annotations
 
-import signal
-import threading
+from collections.abc import Callable
 
 import click
 
+from orchestrator.cli.flower import DEFAULT_FLOWER_PORT
+from orchestrator.cli.metrics import wait_for_signal
 from orchestrator.cli.output import fail
+from orchestrator.cli.up import DEFAULT_METRICS_PORT, serve_extras
 from orchestrator.errors import OrchestratorError
 from orchestrator.stack.local import LocalStack
 
 __all__ = ["demo"]
 
 
-def _wait_for_ctrl_c(stack: LocalStack) -> None:
-    assert stack.settings is not None
-    click.echo("")
-    click.echo("The stack stays up until Ctrl-C:")
-    click.echo(f"  REDIS_URL={stack.settings.redis_url} KRTC_REDIS_PREFIX={stack.prefix}")
-    click.echo(f"  sandbox control: {stack.sandbox_control_url}/recordings")
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    try:
-        done.wait()
-    except KeyboardInterrupt:
-        pass
+def _keep(flower_port: int, metrics_port: int) -> Callable[[LocalStack], None]:
+    def keep(stack: LocalStack) -> None:
+        click.echo("")
+        click.echo("The stack stays up until Ctrl-C, with beat, Flower and the metrics:")
+        serve_extras(stack, flower_port=flower_port, metrics_port=metrics_port)
+        try:
+            wait_for_signal()
+        except KeyboardInterrupt:
+            pass
+
+    return keep
 
 
 @click.command()
-@click.option("--keep", is_flag=True, help="Leave the stack up after the scenario, until Ctrl-C.")
-def demo(keep: bool) -> None:
+@click.option(
+    "--keep",
+    is_flag=True,
+    help="Leave the stack up after the scenario (with beat, Flower and metrics) until Ctrl-C.",
+)
+@click.option(
+    "--flower-port",
+    type=click.IntRange(min=1, max=65535),
+    default=DEFAULT_FLOWER_PORT,
+    show_default=True,
+    help="Flower's port with --keep.",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=1, max=65535),
+    default=DEFAULT_METRICS_PORT,
+    show_default=True,
+    help="The metrics endpoint's port with --keep.",
+)
+def demo(keep: bool, flower_port: int, metrics_port: int) -> None:
     """Run the end-to-end demo: Redis (embedded if none answers), the sandbox and a worker.
 
     Needs no account and no configuration; leaves no process running and deletes its Redis
@@ -39,7 +58,7 @@ def demo(keep: bool) -> None:
     from orchestrator.demo import run_demo
 
     try:
-        code = run_demo(click.echo, keep=_wait_for_ctrl_c if keep else None)
+        code = run_demo(click.echo, keep=_keep(flower_port, metrics_port) if keep else None)
     except OrchestratorError as exc:
         fail(exc)
     raise SystemExit(code)

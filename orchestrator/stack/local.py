@@ -3,12 +3,14 @@
 * Redis: ``REDIS_URL`` if set; else 127.0.0.1:6379 if it answers; else an embedded server.
   The stack works under its own key prefix and deletes its keys when it stops (never others').
 * The sandbox, in a thread of this process, with its documented key pair.
-* Workers: ``krtc-rec worker`` child processes (their own process groups), stopped with SIGTERM.
+* Workers, beat, Flower and the metrics endpoint: ``krtc-rec`` child processes (each in its own
+  process group, so a Ctrl-C in the terminal reaches only the parent), stopped with SIGTERM.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -45,6 +47,8 @@ class ChildProcess:
     name: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    #: What its log says once it is ready (see :meth:`wait_ready`).
+    ready_marker: str = ""
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
@@ -57,6 +61,10 @@ class ChildProcess:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{self.name} not ready after {timeout_s:g}s:\n{self.log()}")
             time.sleep(0.1)
+
+    def wait_ready(self, timeout_s: float = _READY_TIMEOUT_S) -> None:
+        """Wait until its log shows :attr:`ready_marker` (raises if it exits first)."""
+        self.wait_for(self.ready_marker, timeout_s)
 
     def stop(self, timeout_s: float = 20.0) -> None:
         if self.process.poll() is None:
@@ -136,26 +144,72 @@ class LocalStack:
         response.raise_for_status()
         return response.json()
 
-    def start_worker(self, *args: str) -> ChildProcess:
-        """Start ``krtc-rec worker`` and wait until it consumes."""
+    def start_worker(self, *args: str, wait: bool = True) -> ChildProcess:
+        """Start ``krtc-rec worker`` and (with ``wait``) wait until it consumes."""
         assert self.settings is not None, "start() first"
-        child = self._spawn(f"worker-{len(self.children)}", ["worker", "-c", "16", *args])
-        child.wait_for("ready.")
+        name = f"worker-{sum(c.name.startswith('worker') for c in self.children)}"
+        child = self._spawn(name, ["worker", "-c", "16", *args], ready="ready.")
+        return self._ready(child, wait)
+
+    def start_beat(self, *, wait: bool = True) -> ChildProcess:
+        """Start ``krtc-rec beat`` (a reconcile round every interval)."""
+        argv = ["beat", "--schedule-file", str(self.workdir / "beat-schedule")]
+        return self._ready(self._spawn("beat", argv, ready="beat: Starting"), wait)
+
+    def start_flower(
+        self, port: int, *, basic_auth: str, address: str = "127.0.0.1", wait: bool = True
+    ) -> ChildProcess:
+        """Start ``krtc-rec flower`` with the login ``basic_auth`` (``user:password``)."""
+        child = self._spawn(
+            "flower",
+            ["flower", "--port", str(port), "--address", address],
+            env={"FLOWER_BASIC_AUTH": basic_auth},
+            ready="Visit me at",
+        )
+        return self._ready(child, wait)
+
+    def start_metrics(
+        self, port: int, *, host: str = "127.0.0.1", wait: bool = True
+    ) -> ChildProcess:
+        """Start ``krtc-rec metrics``."""
+        argv = ["metrics", "--port", str(port), "--host", host]
+        return self._ready(self._spawn("metrics", argv, ready="metrics: serving"), wait)
+
+    @staticmethod
+    def _ready(child: ChildProcess, wait: bool) -> ChildProcess:
+        if wait:
+            child.wait_ready()
         return child
 
-    def _spawn(self, name: str, argv: list[str]) -> ChildProcess:
+    def write_env_file(self, extra: dict[str, str] | None = None) -> Path:
+        """A ``KEY='value'`` file (mode 0600) of the stack's settings, secrets included.
+
+        ``set -a; . FILE; set +a`` points ``krtc-rec`` commands in a shell at this stack.
+        """
+        assert self.settings is not None, "start() first"
+        path = self.workdir / "stack.env"
+        values = {**settings_env(self.settings), **(extra or {})}
+        text = "".join(f"{name}={shlex.quote(value)}\n" for name, value in values.items())
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        return path
+
+    def _spawn(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None, ready: str = ""
+    ) -> ChildProcess:
         assert self.settings is not None
         log_path = self.workdir / f"{name}.log"
         log: IO[bytes] = log_path.open("wb")
         process = subprocess.Popen(
             [sys.executable, "-m", "orchestrator.cli", *argv],
-            env={**os.environ, **settings_env(self.settings)},
+            env={**os.environ, **settings_env(self.settings), **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         log.close()
-        child = ChildProcess(name, process, log_path)
+        child = ChildProcess(name, process, log_path, ready)
         self.children.append(child)
         return child
 
