@@ -257,20 +257,24 @@ def test_unknown_session_exits_4(queue_stack: QueueStack) -> None:
         ({"KRTC_VISIBILITY_TIMEOUT": "1"}, "KRTC_VISIBILITY_TIMEOUT"),
     ],
 )
-@pytest.mark.parametrize("command", [["list"], ["show", "x"], ["stop", "x"]])
 def test_bad_configuration_exits_2_with_a_clear_message(
-    queue_stack: QueueStack, env: dict[str, str], message: str, command: list[str]
+    queue_stack: QueueStack, env: dict[str, str], message: str
 ) -> None:
-    result = run_cli(queue_stack, *command, **env)
+    result = run_cli(queue_stack, "list", **env)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert "hunter2-pw" not in result.stderr
 
 
-def test_start_on_an_unreachable_redis_exits_2(queue_stack: QueueStack) -> None:
-    result = run_cli(
-        queue_stack, "start", "--file", "-", stdin=start_body("nr"), REDIS_URL="redis://127.0.0.1:1"
-    )
-    assert result.returncode == 2
-    assert "cannot reach Redis" in result.stderr and "REDIS_URL" in result.stderr
+def test_every_command_exits_2_when_redis_is_unreachable(queue_stack: QueueStack) -> None:
+    body = {"mixedVideoLayout": 1}
+    for command, stdin in (
+        (["start", "--file", "-"], start_body("nr")),
+        (["stop", "x"], None),
+        (["layout", "x", "--file", "-"], body),
+        (["show", "x"], None),
+    ):
+        result = run_cli(queue_stack, *command, stdin=stdin, REDIS_URL="redis://127.0.0.1:1")
+        assert result.returncode == 2, command
+        assert "cannot reach Redis" in result.stderr and "REDIS_URL" in result.stderr
