@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from celery import Celery
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from orchestrator.errors import OrchestratorError, StateError
 from orchestrator.krtc.enums import Action, Mode, StorageVendor
@@ -39,6 +40,7 @@ from orchestrator.state import (
     Session,
     SessionStore,
     Source,
+    StateUnavailableError,
 )
 from orchestrator.state.session import DEFAULT_MAX_RESTARTS
 from orchestrator.storage_profiles import PROFILE_KEY, profile_name
@@ -278,7 +280,15 @@ class Recorder:
         return session
 
     def _send(self, task: str, args: builtins.list[Any]) -> str:
-        return send_task(self.celery, task, args)
+        try:
+            return send_task(self.celery, task, args)
+        except KombuOperationalError as exc:
+            # The session (and a stop request) is stored already: the reconciler queues the
+            # job again once the broker is back, so nothing is lost; say so.
+            raise StateUnavailableError(
+                f"{task} for session {args[0]} is stored but could not be queued "
+                f"({type(exc).__name__}); the reconciler queues it again once Redis is back"
+            ) from None
 
 
 class SessionFinishedError(StateError):

@@ -19,13 +19,18 @@ def create_app(settings: Settings | None = None, *, with_tasks: bool = True) -> 
 
     Args:
         settings: the configuration.
-        with_tasks: register the tasks and the worker signal handlers (producers that only
-            send tasks by name can skip them).
+        with_tasks: register the tasks and the worker signal handlers. Without them the app
+            only sends tasks by name (producers): it has no result backend either, since
+            producers follow sessions, not task results, and a backend would make sending
+            wait on it when Redis is down.
     """
     settings = settings or load_settings()
     celery = Celery("krtc", set_as_current=False)
     celery.conf.update(celery_config(settings))
     celery.conf.krtc_settings = settings
+    if not with_tasks:
+        celery.conf.result_backend = None
+        celery.conf.task_ignore_result = True
     if with_tasks:
         from workers.tasks import register
 
