@@ -25,7 +25,7 @@ _POOLS = ["threads", "prefork", "solo"]
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
 @click.option("--hostname", "-n", help="Worker name (default: celery's, worker@HOST).")
 def worker(concurrency: int | None, pool: str, loglevel: str, hostname: str | None) -> None:
-    """Run a worker: consumes the queues krtc-stop, krtc and krtc-reconcile, in that order.
+    """Run a worker: consumes krtc-stop, krtc-schedule, krtc and krtc-reconcile, in that order.
 
     Configured from the environment (REDIS_URL, KRTC_*). Stop it with SIGTERM (or Ctrl-C): it
     finishes the jobs under way; a job cut short by SIGKILL is delivered again after
