@@ -16,6 +16,7 @@ from orchestrator.errors import ConfigError
 __all__ = [
     "DEFAULT_RECONCILE_INTERVAL_S",
     "DEFAULT_RECONCILE_BATCH_SIZE",
+    "DEFAULT_RECONCILE_BATCH_CONCURRENCY",
     "DEFAULT_STUCK_AFTER_S",
     "DEFAULT_SCHEDULE_TICK_INTERVAL_S",
     "DEFAULT_SCHEDULE_LEASE_S",
@@ -61,6 +62,8 @@ DEFAULT_RATE_LIMIT_BURST = 5
 DEFAULT_RECONCILE_INTERVAL_S = 30.0
 #: Sessions queried per reconcile task (a round fans out in batches over the workers).
 DEFAULT_RECONCILE_BATCH_SIZE = 50
+#: Queries a reconcile task keeps in flight at once over its batch.
+DEFAULT_RECONCILE_BATCH_CONCURRENCY = 2
 #: Seconds below status 5 (or stopping) after which a recording counts as stuck.
 DEFAULT_STUCK_AFTER_S = 300.0
 #: Seconds between dispatch ticks of scheduled recordings (starts and stops are sent within a
@@ -123,6 +126,7 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=DEFAULT_WORKER_CONCURRENCY, ge=1)
     reconcile_interval: float = Field(default=DEFAULT_RECONCILE_INTERVAL_S, ge=1)
     reconcile_batch_size: int = Field(default=DEFAULT_RECONCILE_BATCH_SIZE, ge=1)
+    reconcile_batch_concurrency: int = Field(default=DEFAULT_RECONCILE_BATCH_CONCURRENCY, ge=1)
     stuck_after: float = Field(default=DEFAULT_STUCK_AFTER_S, gt=0)
     #: Scheduled recordings (orchestrator.schedule): beat's dispatch tick, and the claim lease.
     schedule_tick_interval: float = Field(default=DEFAULT_SCHEDULE_TICK_INTERVAL_S, gt=0, le=60)
