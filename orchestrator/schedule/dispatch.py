@@ -27,6 +27,7 @@ from typing import Any
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.krtc.enums import Mode
+from orchestrator.metrics import record_schedule_lag
 from orchestrator.schedule.model import Occurrence, Outcome, Schedule
 from orchestrator.schedule.planner import plan_next
 from orchestrator.schedule.store import START, STOP, ScheduleStore
@@ -199,6 +200,7 @@ class Dispatcher:
             then_due=(STOP, occurrence.end),
         )
         if applied:
+            record_schedule_lag(self.sessions.redis, self.sessions.keys, max(0.0, late))
             self._plan_after(occurrence, schedule)
         return "started" if applied else "skipped"
 

@@ -136,6 +136,9 @@ def test_a_start_late_within_its_grace_starts_and_keeps_its_planned_end(
     [occurrence] = sched.schedules.occurrences(schedule.id)
     assert occurrence.start_lag_s == 29
     assert occurrence.end == T0 + 600
+    lag = sched.sessions.redis.hgetall(sched.sessions.keys.metrics_schedule_lag())
+    assert lag, "the dispatch lag feeds krtc_schedule_lag_seconds"
+    assert any(float(v) == 29 for k, v in lag.items() if "sum" in str(k)), lag
 
 
 def test_after_a_long_outage_only_one_occurrence_is_missed(sched: SchedHarness) -> None:
