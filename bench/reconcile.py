@@ -113,7 +113,11 @@ def start_sandbox(workdir: Path) -> tuple[ChildProcess, str]:
             start_new_session=True,
         )
     child = ChildProcess("sandbox", process, log_path)
-    child.wait_for("listening on ", timeout_s=30)
+    try:
+        child.wait_for("listening on ", timeout_s=30)
+    except RuntimeError:
+        child.stop()
+        raise
     line = next(x for x in child.log().splitlines() if "listening on " in x)
     return child, line.split("listening on ", 1)[1].strip()
 
@@ -131,7 +135,11 @@ def start_worker(settings: Settings, concurrency: int, workdir: Path, n: int) ->
             start_new_session=True,
         )
     child = ChildProcess(f"worker-{n}", process, log_path)
-    child.wait_for("ready.", timeout_s=60)
+    try:
+        child.wait_for("ready.", timeout_s=60)
+    except RuntimeError:
+        child.stop()
+        raise
     return child
 
 
