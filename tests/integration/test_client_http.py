@@ -192,3 +192,15 @@ def test_no_secret_in_logs_or_errors(server, client, caplog) -> None:
     text = caplog.text + str(info.value) + repr(info.value) + repr(client.auth)
     for secret in (SENTINEL_SECRET, SENTINEL_STORAGE_SECRET):
         assert secret not in text
+
+
+def test_proxy_settings_are_read_once_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "")
+    proxied = KrtcClient(settings.model_copy(update={"endpoint": "https://krtc.example/cloud"}))
+    assert proxied.session.proxies.get("https") == "http://proxy.example:3128"
+    monkeypatch.setenv("NO_PROXY", "krtc.example")
+    direct = KrtcClient(settings.model_copy(update={"endpoint": "https://krtc.example/cloud"}))
+    assert "https" not in direct.session.proxies
