@@ -275,12 +275,16 @@ class Dispatcher:
             return "skipped"
         if occurrence.session_id:
             self._stop_chain(occurrence)
-        self.schedules.finish(
+        now = self._clock()
+        applied = self.schedules.finish(
             STOP,
             occurrence.id,
             expect=Outcome.STARTED,
-            fields={"outcome": Outcome.COMPLETED, "stopped_at": self._clock()},
+            fields={"outcome": Outcome.COMPLETED, "stopped_at": now},
         )
+        if applied:
+            lag = max(0.0, now - occurrence.end)
+            record_schedule_lag(self.sessions.redis, self.sessions.keys, lag)
         return "stopped"
 
     def _stop_chain(self, occurrence: Occurrence) -> None:

@@ -14,13 +14,19 @@ from orchestrator.stack import EmbeddedRedis, LocalStack, redis_answers
 from orchestrator.stack.redis_server import free_port
 
 
-def _workers_running() -> int:
-    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
-    return sum("orchestrator.cli worker" in line for line in out.stdout.splitlines())
+def _processes_with_prefix(prefix: str) -> list[int]:
+    """Processes whose environment names the demo's key prefix (its workers, if any are left)."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if f"KRTC_REDIS_PREFIX={prefix}".encode() in environ.read_bytes():
+                found.append(int(environ.parent.name))
+        except OSError:
+            continue
+    return found
 
 
 def test_demo_runs_every_step_and_leaves_nothing_behind(redis_url: str) -> None:
-    before = _workers_running()
     env = {k: v for k, v in os.environ.items() if not k.startswith("KRTC_")}
     env["REDIS_URL"] = redis_url
     result = subprocess.run(
@@ -37,8 +43,8 @@ def test_demo_runs_every_step_and_leaves_nothing_behind(redis_url: str) -> None:
     assert "update-layout applied" in out
     assert "UNEXPECTED" not in out
     assert "sandbox-secret" not in out and "demo-storage-secret" not in out
-    assert _workers_running() <= before, "the demo left a worker running"
     prefix = out.split("keys under ", 1)[1].split(":", 1)[0]
+    assert _processes_with_prefix(prefix) == [], "the demo left a process running"
     client = Redis.from_url(redis_url)
     try:
         assert list(client.scan_iter(match=f"{prefix}:*")) == []
