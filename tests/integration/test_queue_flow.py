@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from redis import Redis
 
+from orchestrator.alerts.store import AlertStore
 from orchestrator.state import Phase
 from tests.conftest import SENTINEL_SECRET, SENTINEL_STORAGE_SECRET
 from tests.integration.worker_fixture import QueueStack, start_body
@@ -55,17 +56,45 @@ def test_transient_500s_are_retried_until_the_start_succeeds(queue_stack: QueueS
     assert _calls(queue_stack, "Start") == 3
 
 
-def test_a_lost_start_answer_then_409_takes_the_sid_and_does_not_start_twice(
+def test_a_lost_start_answer_then_409_without_a_sid_is_orphaned_never_guessed(
     queue_stack: QueueStack,
 ) -> None:
+    # The start takes effect but its answer is a 500; the retry meets 409, whose body (as the
+    # real service's) names no sid: the session is orphaned with no sid (spec D12).
     queue_stack.sandbox.set_faults(apply_then_fail=[{"action": "start", "how": "error"}])
     queue_stack.start_worker()
     session = queue_stack.recorder.start(start_body("flow-409"))
-    recording = queue_stack.wait(session.id, Phase.RECORDING, Phase.ORPHANED)
-    active = queue_stack.sandbox.recordings(cname="flow-409", active=True)
-    assert len(active) == 1, "exactly one recording runs"
-    if recording.phase == Phase.RECORDING:
-        assert recording.sid == active[0]["sid"]
+    orphaned = queue_stack.wait(session.id, Phase.ORPHANED)
+    assert orphaned.sid is None
+    assert orphaned.last_error and orphaned.last_error["status"] == 409
+    assert len(queue_stack.sandbox.recordings(cname="flow-409", active=True)) == 1
+    assert _calls(queue_stack, "Start") == 2, "one applied start, one retry: no third"
+    store = queue_stack.recorder.store
+    alerts = AlertStore(store.redis, keys=store.keys).recent(20)
+    assert [(a.kind.value, a.session_id) for a in alerts] == [("orphaned", session.id)]
+
+
+def test_a_lost_start_answer_then_409_naming_the_sid_records_with_it(
+    queue_stack: QueueStack,
+) -> None:
+    queue_stack.sandbox.configure(conflict_sid_in_body=True)
+    queue_stack.sandbox.set_faults(apply_then_fail=[{"action": "start", "how": "error"}])
+    queue_stack.start_worker()
+    session = queue_stack.recorder.start(start_body("flow-409-sid"))
+    recording = queue_stack.wait(session.id, Phase.RECORDING)
+    (active,) = queue_stack.sandbox.recordings(cname="flow-409-sid", active=True)
+    assert recording.sid == active["sid"]
+
+
+def test_a_stop_through_500s_lands(queue_stack: QueueStack) -> None:
+    queue_stack.start_worker()
+    session = queue_stack.recorder.start(start_body("flow-stop-500"))
+    recording = queue_stack.wait(session.id, Phase.RECORDING)
+    queue_stack.sandbox.set_faults(fail_next=[{"action": "stop", "status": 500, "count": 4}])
+    queue_stack.recorder.stop(session.id)
+    stopped = queue_stack.wait(session.id, Phase.STOPPED)
+    assert stopped.attempts["stop"] >= 5
+    assert queue_stack.sandbox.recording(str(recording.sid))["active"] is False
 
 
 def test_permanent_refusal_fails_the_session_once_with_one_dead_letter(
