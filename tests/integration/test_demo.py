@@ -41,6 +41,8 @@ def test_demo_runs_every_step_and_leaves_nothing_behind(redis_url: str) -> None:
     assert "same: True" in out
     assert "started after 4 attempts" in out
     assert "update-layout applied" in out
+    assert "start sent +" in out and "stop +" in out, "the scheduled meeting ran on time"
+    assert "alerts for it: abnormal_exit\n" in out
     assert "UNEXPECTED" not in out
     assert "sandbox-secret" not in out and "demo-storage-secret" not in out
     prefix = out.split("keys under ", 1)[1].split(":", 1)[0]
