@@ -21,6 +21,7 @@ from typing import Any
 from orchestrator.errors import ConfigError
 from orchestrator.queues import QUEUES, START_QUEUE, STOP_QUEUE, TASK_QUEUES
 from orchestrator.settings import Settings
+from orchestrator.timing import BOOKKEEPING_S, hard_time_limit_s, longest_run_s
 
 __all__ = [
     "START_QUEUE",
@@ -32,19 +33,6 @@ __all__ = [
     "hard_time_limit_s",
     "longest_run_s",
 ]
-
-#: Seconds a task spends outside its HTTP call at most (Redis round trips, rate-limit waits).
-BOOKKEEPING_S = 5.0
-
-
-def longest_run_s(settings: Settings) -> float:
-    """The longest a task runs: one API call (connect + read timeout) plus bookkeeping."""
-    return settings.connect_timeout_s + settings.read_timeout_s + BOOKKEEPING_S
-
-
-def hard_time_limit_s(settings: Settings) -> int:
-    """Celery's hard time limit: a margin above :func:`longest_run_s`."""
-    return int(longest_run_s(settings)) + 5
 
 
 def check_timing(settings: Settings) -> None:
