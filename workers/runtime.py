@@ -15,7 +15,7 @@ from orchestrator.jobs.context import JobContext
 from orchestrator.queues import send_task
 from orchestrator.settings import Settings, load_settings
 
-__all__ = ["context", "install", "reset"]
+__all__ = ["context", "install", "reset", "close"]
 
 _lock = threading.Lock()
 _context: JobContext | None = None
@@ -47,3 +47,12 @@ def reset() -> None:
     global _context
     with _lock:
         _context = None
+
+
+def close(timeout_s: float = 5.0) -> None:
+    """At worker shutdown: let queued alert deliveries finish, close the HTTP session."""
+    global _context
+    with _lock:
+        ctx, _context = _context, None
+    if ctx is not None:
+        ctx.close(timeout_s)

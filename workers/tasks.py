@@ -23,6 +23,7 @@ from typing import Any
 
 from celery import Celery, Task
 from celery.exceptions import Reject
+from celery.signals import worker_shutdown
 
 from orchestrator.jobs import JobContext, JobFailedError, Retry, run_start, run_stop, run_update
 from orchestrator.reconcile.runner import fan_out, run_batch
@@ -126,4 +127,5 @@ def register(app: Celery) -> None:
     app.task(name="krtc.schedule_tick", bind=True)(schedule_tick)
 
     failures.connect(app)
+    worker_shutdown.connect(lambda **_: runtime.close(), weak=False)
     redelivery.connect(app)

@@ -36,7 +36,10 @@ def reconcile(once: bool, as_json: bool, concurrency: int) -> None:
 
         ctx = JobContext.from_settings(settings)
         ctx.enqueue = functools.partial(send_task, create_app(settings, with_tasks=False))
-        outcomes, seconds = run_once(ctx, concurrency=concurrency)
+        try:
+            outcomes, seconds = run_once(ctx, concurrency=concurrency)
+        finally:
+            ctx.close()  # lets the alerts of this round reach their sinks
     except OrchestratorError as exc:
         fail(exc)
     if as_json:

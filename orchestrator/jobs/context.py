@@ -100,6 +100,7 @@ class JobContext:
         throttle: called with an appId before each API call; returns seconds to wait first
             (0 when the call may go now).
         enqueue: sends a task by name with its arguments, returns its id.
+        alerter: the alerter behind ``alert`` when built from settings (closed by :meth:`close`).
     """
 
     settings: Settings
@@ -108,6 +109,7 @@ class JobContext:
     profiles: StorageProfiles
     dead_letters: DeadLetterStore
     alert: AlertHook = _log_alert
+    alerter: Alerter | None = None
     clock: Callable[[], float] = time.time
     throttle: Callable[[str], float] = field(default=lambda app_id: 0.0)
     enqueue: Callable[[str, list[Any]], str] | None = None
@@ -131,8 +133,15 @@ class JobContext:
             # pace() sleeps waits up to 1 s and turns longer ones into a Retry: a wait it will
             # not sleep must not hold a slot, or every retried job would waste one.
             ctx.throttle = functools.partial(limiter.acquire, max_wait_s=1.0)
-        ctx.alert = Alerter.from_settings(settings, store).hook
+        ctx.alerter = Alerter.from_settings(settings, store)
+        ctx.alert = ctx.alerter.hook
         return ctx
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Give queued alert deliveries ``timeout_s`` seconds, then close the HTTP session."""
+        if self.alerter is not None:
+            self.alerter.close(timeout_s)
+        self.client.close()
 
     def send(self, task: str, args: list[Any]) -> str:
         """Queue task ``task`` (the reconciler re-issues starts and stops this way)."""
