@@ -1,0 +1,180 @@
+"""What the benches share: Redis, the sandbox and workers in their own processes, and clean-up.
+
+Import it as ``bench._support`` once the project's root is on ``sys.path`` (each bench puts it
+there itself: ``bench/`` must not come first on ``sys.path``, where ``bench/queue.py`` would
+shadow the standard library's ``queue``).
+
+* :func:`redis_for_bench`: ``REDIS_URL`` if set, else 127.0.0.1:6379 if it answers, else an
+  embedded ``redis-server`` (which the caller stops).
+* :func:`start_sandbox`: ``krtc-rec sandbox`` in its own process group, with a bench's key pair.
+* :func:`start_worker`: ``krtc-rec worker`` (or any ``python -m`` command) in its own process
+  group, waited for until it consumes.
+* :func:`delete_prefix`: delete every key under a bench's own prefix (Celery's included: the
+  workers' broker keys live under ``{prefix}:celery:``).
+* :func:`terminate_on_sigterm`: a SIGTERM unwinds like a Ctrl-C, so ``finally`` blocks still
+  stop the children and delete the keys.
+
+Children are started with ``start_new_session``: a Ctrl-C in the terminal reaches only the
+bench, which then stops them with SIGTERM (SIGKILL after a grace period).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from redis import Redis
+
+from orchestrator.settings import DEFAULT_REDIS_URL, Settings, settings_env
+from orchestrator.stack.local import ChildProcess
+from orchestrator.stack.redis_server import EmbeddedRedis, redis_answers
+from orchestrator.state import Keys
+
+__all__ = [
+    "ROOT",
+    "start_body",
+    "redis_for_bench",
+    "start_sandbox",
+    "start_worker",
+    "delete_prefix",
+    "percentile",
+    "terminate_on_sigterm",
+]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start_body(cname: str, *, app_id: str = "bench-app", max_idle_s: int = 30) -> dict[str, Any]:
+    """A valid start request (wire form) for channel ``cname``, recorder uid ``rec``."""
+    return {
+        "appId": app_id,
+        "cname": cname,
+        "uid": "rec",
+        "mode": "mix",
+        "clientRequest": {
+            "recordingConfig": {"maxIdleTime": max_idle_s},
+            "recordingFileConfig": {"avFileType": ["hls"]},
+        },
+    }
+
+
+def redis_for_bench() -> tuple[str, EmbeddedRedis | None]:
+    """The Redis URL to use, and the embedded server started for it (``None`` if none was)."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        return url, None
+    if redis_answers(DEFAULT_REDIS_URL):
+        return DEFAULT_REDIS_URL, None
+    embedded = EmbeddedRedis()
+    return embedded.start(), embedded
+
+
+def start_sandbox(
+    workdir: Path,
+    *,
+    access_key: str,
+    secret_key: str,
+    latency_ms: float | None = None,
+    retention_s: float = 60,
+) -> tuple[ChildProcess, str]:
+    """``krtc-rec sandbox`` in its own process group; returns it and its API endpoint.
+
+    Recordings start and stop at once (0 s durations); ``latency_ms`` (if given) is injected on
+    every call from the start, and comes back after a ``/_sandbox/reset``.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KRTC_")}
+    env |= {"KRTC_ACCESS_KEY": access_key, "KRTC_SECRET_KEY": secret_key, "PYTHONUNBUFFERED": "1"}
+    argv = [sys.executable, "-m", "orchestrator.cli", "sandbox", "--port", "0"]
+    if latency_ms is not None:
+        argv += ["--latency-ms", f"{latency_ms:g}"]
+    argv += ["--start-duration", "0", "--stop-duration", "0", "--retention", f"{retention_s:g}"]
+    argv += ["--log-level", "warning"]
+    log_path = workdir / "sandbox.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    child = ChildProcess("sandbox", process, log_path)
+    try:
+        child.wait_for("listening on ", timeout_s=30)
+    except BaseException:
+        child.stop()
+        raise
+    line = next(x for x in child.log().splitlines() if "listening on " in x)
+    return child, line.split("listening on ", 1)[1].strip()
+
+
+def start_worker(
+    name: str,
+    settings: Settings,
+    workdir: Path,
+    argv: list[str] | None = None,
+    *,
+    timeout_s: float = 60.0,
+) -> ChildProcess:
+    """A worker for ``settings`` in its own process group, once it is ready to consume.
+
+    Args:
+        name: names the child and its log file (``worker-NAME.log`` in ``workdir``).
+        settings: passed to the worker through its environment.
+        workdir: where the log goes.
+        argv: what follows ``python``; default ``-m orchestrator.cli worker``.
+        timeout_s: how long it may take to print ``ready.``.
+    """
+    log_path = workdir / f"worker-{name.replace(' ', '-')}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, *(argv or ["-m", "orchestrator.cli", "worker"])],
+            env={**os.environ, **settings_env(settings)},
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    child = ChildProcess(name, process, log_path)
+    try:
+        child.wait_for("ready.", timeout_s=timeout_s)
+    except BaseException:
+        child.stop()
+        raise
+    return child
+
+
+def delete_prefix(url: str, prefix: str) -> int:
+    """Delete every key under ``prefix``; returns how many there were."""
+    client = Redis.from_url(url, socket_connect_timeout=5)
+    try:
+        keys = list(client.scan_iter(match=Keys(prefix).pattern(), count=1000))
+        for start in range(0, len(keys), 500):
+            client.delete(*keys[start : start + 500])
+        return len(keys)
+    finally:
+        client.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of ``values`` by the nearest rank; NaN when empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))
+    return ordered[index]
+
+
+def terminate_on_sigterm() -> None:
+    """Turn SIGTERM into :class:`KeyboardInterrupt`, so clean-up runs as on Ctrl-C."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
