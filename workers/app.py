@@ -22,7 +22,10 @@ def create_app(settings: Settings | None = None, *, with_tasks: bool = True) -> 
         with_tasks: register the tasks and the worker signal handlers. Without them the app
             only sends tasks by name (producers): it has no result backend either, since
             producers follow sessions, not task results, and a backend would make sending
-            wait on it when Redis is down.
+            wait on it when Redis is down. Nor does it publish a ``task-sent`` event per task:
+            that is one more Redis round trip (and client) per job, about a third of the cost
+            of ``Recorder.start`` (bench/throughput.py); monitors such as Flower still see
+            every task from the worker's ``task-received`` event.
     """
     settings = settings or load_settings()
     celery = Celery("krtc", set_as_current=False)
@@ -31,6 +34,7 @@ def create_app(settings: Settings | None = None, *, with_tasks: bool = True) -> 
     if not with_tasks:
         celery.conf.result_backend = None
         celery.conf.task_ignore_result = True
+        celery.conf.task_send_sent_event = False
     if with_tasks:
         from workers.tasks import register
 
