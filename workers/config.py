@@ -81,7 +81,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
-        "task_track_started": True,
+        # Producers follow sessions, not task results: no STARTED state and no stored result
+        # (each cost Redis round trips per task); failures are still stored, and Flower sees
+        # every state from the task events.
+        "task_track_started": False,
+        "task_ignore_result": True,
+        "task_store_errors_even_if_ignored": True,
         "result_extended": False,
         "result_expires": 86400,
         "task_default_queue": START_QUEUE,

@@ -42,6 +42,7 @@ def run_start(ctx: JobContext, session_id: str) -> str:
     if session.desired == Desired.STOPPED and not _maybe_sent(session):
         ctx.store.transition(
             session_id,
+            identity=session.identity,
             to=Phase.STOPPED,
             allowed_from=[Phase.PENDING, Phase.STARTING],
             why="stop requested before the start was sent",
@@ -50,14 +51,16 @@ def run_start(ctx: JobContext, session_id: str) -> str:
     ctx.pace(session.app_id)
     moved = ctx.store.transition(
         session_id,
+        identity=session.identity,
         to=Phase.STARTING,
         allowed_from=[Phase.PENDING, Phase.STARTING],
         why="sending start",
         record=session.phase == Phase.PENDING,
+        count_attempt="start",
     )
     if not moved.applied:
         return f"nothing to do: session is {moved.found.value}"
-    attempt = ctx.store.record_attempt(session_id, "start")
+    attempt = moved.session.attempts["start"]
     try:
         body = ctx.profiles.resolve(session.request)
         response = ctx.client.start(body)
@@ -67,6 +70,7 @@ def run_start(ctx: JobContext, session_id: str) -> str:
         _failed_attempt(ctx, session, exc, attempt)
     ctx.store.transition(
         session_id,
+        identity=session.identity,
         to=Phase.RECORDING,
         allowed_from=[Phase.STARTING],
         sid=response.sid,
@@ -90,6 +94,7 @@ def _conflict(ctx: JobContext, session: Session, exc: ConflictError) -> str:
     if sid:
         ctx.store.transition(
             session.id,
+            identity=session.identity,
             to=Phase.RECORDING,
             allowed_from=[Phase.STARTING],
             sid=sid,
@@ -100,6 +105,7 @@ def _conflict(ctx: JobContext, session: Session, exc: ConflictError) -> str:
     now = ctx.clock()
     ctx.store.transition(
         session.id,
+        identity=session.identity,
         to=Phase.ORPHANED,
         allowed_from=[Phase.STARTING],
         last_error=error_record(exc, now),
@@ -119,13 +125,14 @@ def _failed_attempt(ctx: JobContext, session: Session, exc: Exception, attempt: 
     record = error_record(exc, now)
     policy = ctx.policy("start")
     if should_retry(exc, attempt, policy):
-        ctx.store.transition(session.id, last_error=record, record=False)
+        ctx.store.transition(session.id, identity=session.identity, last_error=record, record=False)
         wait = delay_s(exc, attempt, policy)
         raise Retry(wait, f"start attempt {attempt}/{policy.max_attempts}: {record['reason']}")
     exhausted = isinstance(exc, KrtcApiError) and exc.retryable
     why = f"start gave up after {attempt} attempts" if exhausted else "start refused for good"
     ctx.store.transition(
         session.id,
+        identity=session.identity,
         to=Phase.FAILED,
         allowed_from=[Phase.STARTING],
         last_error=record,

@@ -58,6 +58,7 @@ def run_stop(ctx: JobContext, session_id: str) -> str:
     if session.phase == Phase.PENDING:
         ctx.store.transition(
             session_id,
+            identity=session.identity,
             to=Phase.STOPPED,
             allowed_from=[Phase.PENDING],
             why="stopped before the start was sent",
@@ -74,14 +75,18 @@ def run_stop(ctx: JobContext, session_id: str) -> str:
     if session.phase == Phase.STOPPING and session.last_status in _STOP_ACCEPTED:
         return _confirm(ctx, session)
     ctx.pace(session.app_id)
-    ctx.store.transition(
+    moved = ctx.store.transition(
         session_id,
+        identity=session.identity,
         to=Phase.STOPPING,
         allowed_from=[Phase.STARTING, Phase.RECORDING, Phase.STOPPING],
         why="sending stop",
         record=session.phase != Phase.STOPPING,
+        count_attempt="stop",
     )
-    attempt = ctx.store.record_attempt(session_id, "stop")
+    if not moved.applied:
+        return f"nothing to do: session is {moved.found.value}"
+    attempt = moved.session.attempts["stop"]
     try:
         response = ctx.client.stop(recording_ref(session))
     except NotFoundError:
@@ -98,6 +103,7 @@ def _after_stop(ctx: JobContext, session: Session, response: StopResponse, attem
         return _ended(ctx, session, response, f"stopped (attempt {attempt})")
     ctx.store.transition(
         session.id,
+        identity=session.identity,
         allowed_from=[Phase.STOPPING],
         last_status=status if status is not None else int(RecordingStatus.STOP_REQUESTED),
         files=files or session.files,
@@ -122,11 +128,14 @@ def _confirm(ctx: JobContext, session: Session) -> str:
         return _ended(ctx, session, response, f"stop confirmed (status {status})")
     if status in _STOP_ACCEPTED:
         if status != session.last_status:
-            ctx.store.transition(session.id, last_status=status, record=False)
+            ctx.store.transition(
+                session.id, identity=session.identity, last_status=status, record=False
+            )
         raise Retry(CONFIRM_EVERY_S, f"status {status}: the server is finishing the recording")
     # Still running (the stop was lost server-side, or it was restarted): stop again.
     ctx.store.transition(
         session.id,
+        identity=session.identity,
         last_status=status,
         why=f"still running after stop (status {status}); stopping again",
     )
@@ -144,6 +153,7 @@ def _ended(
     abnormal = status == _ABNORMAL
     ctx.store.transition(
         session.id,
+        identity=session.identity,
         to=Phase.FAILED if abnormal else Phase.STOPPED,
         last_status=status if status is not None else session.last_status,
         files=files or session.files,
@@ -159,7 +169,7 @@ def _ended(
 def _failed_attempt(ctx: JobContext, session: Session, exc: KrtcApiError, attempt: int) -> NoReturn:
     record = error_record(exc, ctx.clock())
     policy = ctx.policy("stop")
-    ctx.store.transition(session.id, last_error=record, record=False)
+    ctx.store.transition(session.id, identity=session.identity, last_error=record, record=False)
     if should_retry(exc, attempt, policy):
         wait = delay_s(exc, attempt, policy)
         raise Retry(wait, f"stop attempt {attempt}/{policy.max_attempts}: {record['reason']}")

@@ -67,7 +67,9 @@ def run_update(
         record = error_record(exc, ctx.clock())
         if should_retry(exc, attempt, policy):
             raise Retry(delay_s(exc, attempt, policy), str(record["reason"])) from None
-        ctx.store.transition(session_id, last_error=record, why=f"{action_name} failed")
+        ctx.store.transition(
+            session_id, identity=session.identity, last_error=record, why=f"{action_name} failed"
+        )
         _fail(ctx, action_name, session_id, record)
     ctx.store.note(session_id, f"{action_name} applied", why=_summary(client_request))
     return f"{action_name} applied"

@@ -257,7 +257,11 @@ def _check_max_duration(ctx: JobContext, session: Session, now: float, outcome: 
 def _update(ctx: JobContext, session: Session, status: int, files: list[dict[str, Any]]) -> None:
     if status != session.last_status or (files and files != session.files):
         ctx.store.transition(
-            session.id, last_status=status, files=files or session.files, record=False
+            session.id,
+            identity=session.identity,
+            last_status=status,
+            files=files or session.files,
+            record=False,
         )
 
 
@@ -282,6 +286,7 @@ def _move(
         changes["last_error"] = last_error
     result = ctx.store.transition(
         session.id,
+        identity=session.identity,
         to=to,
         allowed_from=[session.phase],
         why=why,

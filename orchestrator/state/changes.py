@@ -42,8 +42,9 @@ def transition_args(
     entry: Mapping[str, Any] | None,
     history_limit: int,
     retention_s: int,
+    incr: str | None = None,
 ) -> str:
-    """The JSON argument of the TRANSITION script.
+    """The JSON argument of the TRANSITION script (``incr``: a counter field to bump).
 
     Raises:
         ValueError: a field cannot be changed, or ``allowed_from`` is empty.
@@ -77,6 +78,8 @@ def transition_args(
         params["to"] = Phase(to).value
     if entry is not None:
         params["entry"] = dict(entry)
+    if incr is not None:
+        params["incr"] = incr
     return json.dumps(params)
 
 

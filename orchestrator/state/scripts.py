@@ -104,6 +104,7 @@ TRANSITION = (
 --   allowed: phases the session may be in ([]: any),
 --   set: {field: value} to write (always holds updated_at),
 --   del: [field] to remove (fields set to None),
+--   incr: an attempts counter field to bump by one (absent: none),
 --   entry: {at, what, why, source} to append to the history (absent: none); when the phase
 --          changes, 'phase <old> -> <new>' is put in front of what,
 --   limit: history entries to keep, retention: seconds a finished session is kept,
@@ -132,6 +133,7 @@ if to then
 end
 redis.call('HSET', KEYS[1], unpack(fields))
 if #p.del > 0 then redis.call('HDEL', KEYS[1], unpack(p.del)) end
+if p.incr then redis.call('HINCRBY', KEYS[1], p.incr, 1) end
 if p.entry then
   local entry = p.entry
   if to then

@@ -436,6 +436,8 @@ class SessionStore:
         last_error: Mapping[str, Any] | None | _Unset = UNSET,
         restarted_to: str | None | _Unset = UNSET,
         record: bool = True,
+        identity: tuple[str, str, str] | None = None,
+        count_attempt: str | None = None,
     ) -> TransitionResult:
         """Compare-and-set the phase, update fields and append a history entry, atomically.
 
@@ -452,6 +454,9 @@ class SessionStore:
                 leaves a field as it is and ``None`` clears it.
             record: append a history entry (set to false for routine updates that change no
                 phase, such as a poll that saw the same status).
+            identity: the session's (appId, cname, uid) when the caller has it (saves a read).
+            count_attempt: an action whose attempt counter is bumped, if the change applies
+                (the count is in the returned session's ``attempts``).
 
         Raises:
             SessionNotFoundError: there is no such session.
@@ -481,12 +486,13 @@ class SessionStore:
             entry=entry,
             history_limit=self.history_limit,
             retention_s=self.retention_s,
+            incr=None if count_attempt is None else attempts_field(count_attempt),
         )
         session_key = self.keys.session(session_id)
         keys = [session_key, self.keys.history(session_id), self.keys.active()]
-        identity = self._identity_key(session_id)
-        if identity is not None:
-            keys.append(identity)
+        identity_key = self.keys.identity(*identity) if identity else self._identity_key(session_id)
+        if identity_key is not None:
+            keys.append(identity_key)
         with redis_errors(self._redis):
             applied, found, flat = self._scripts.transition(keys=keys, args=[session_id, args])
         if int(applied) == -1:

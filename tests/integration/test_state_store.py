@@ -965,3 +965,26 @@ def test_cleaning_a_prefix_deletes_only_its_keys_even_with_glob_characters(
         assert neighbour.get(theirs.id) == theirs
     finally:
         delete_prefix(redis_client, key_prefix + "*")
+
+
+def test_a_transition_can_count_an_attempt_only_when_it_applies(store: SessionStore) -> None:
+    session = create(store)
+    moved = store.transition(
+        session.id, to=Phase.STARTING, identity=session.identity, count_attempt="start"
+    )
+    assert moved.applied and moved.session.attempts == {"start": 1}
+    again = store.transition(
+        session.id,
+        to=Phase.STARTING,
+        allowed_from=[Phase.PENDING],
+        identity=session.identity,
+        count_attempt="start",
+    )
+    assert not again.applied and again.session.attempts == {"start": 1}
+
+
+def test_a_transition_given_the_identity_still_frees_it_when_final(store: SessionStore) -> None:
+    session = create(store)
+    store.transition(session.id, to=Phase.STOPPED, identity=session.identity)
+    assert store.find_active(*session.identity) is None
+    assert create(store).id != session.id
