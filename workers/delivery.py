@@ -1,9 +1,10 @@
 """A delivery counter that ends kill loops (pitfall: ``task_reject_on_worker_lost``).
 
 A task whose run kills its worker process is redelivered; one that always does would loop for
-ever. Each run of a task message counts itself in Redis before it starts and clears the count
-when it ends (however it ends); a message seen more than :data:`MAX_DELIVERIES` times without
-ending is failed to the dead letters instead of being run again.
+ever. Each *redelivered* run of a task message (the broker marks them) counts itself in Redis
+before it starts and clears the count when it ends (however it ends); once a message's runs have
+died :data:`MAX_DELIVERIES` times (the first delivery and the redeliveries), it is failed to the
+dead letters instead of being run again. A first delivery costs no Redis round trip.
 """
 
 from __future__ import annotations

@@ -50,15 +50,18 @@ def _run(task: Task, job: Callable[[JobContext], str]) -> str:
     task_id = str(request.id)
     retries = int(request.retries or 0)
     counter = DeliveryCounter(ctx.store.redis, ctx.store.keys.prefix)
-    runs = counter.begin(task_id, retries)
+    redelivered = bool((request.delivery_info or {}).get("redelivered"))
+    # A redelivery means an earlier run of this message did not end (its worker died):
+    # count those, so that a message that kills every worker is given up, not looped.
+    died = counter.begin(task_id, retries) if redelivered else 0
     try:
-        if runs > MAX_DELIVERIES:
+        if died >= MAX_DELIVERIES:
             raise JobFailedError(
                 TASK_ACTIONS.get(task.name, task.name),
                 str(request.args[0]) if request.args else "?",
                 {
                     "kind": "worker_lost",
-                    "reason": f"the task's worker died {runs - 1} times running it; not run again",
+                    "reason": f"the task's worker died {died} times running it; not run again",
                     "at": ctx.clock(),
                 },
             )
@@ -77,7 +80,8 @@ def _run(task: Task, job: Callable[[JobContext], str]) -> str:
             # dropping it (Celery's default here is requeue=False, which loses a stop).
             raise Reject(exc, requeue=True) from None
     finally:
-        counter.end(task_id, retries)
+        if redelivered:
+            counter.end(task_id, retries)
 
 
 def register(app: Celery) -> None:

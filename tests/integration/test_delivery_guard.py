@@ -33,25 +33,35 @@ def ctx(store: SessionStore, settings: Settings) -> Iterator[JobContext]:
     runtime.reset()
 
 
-def _task(task_id: str) -> Any:
+def _task(task_id: str, *, redelivered: bool = True) -> Any:
     return SimpleNamespace(
         name="krtc.stop",
         app=SimpleNamespace(conf=SimpleNamespace(krtc_settings=None)),
-        request=SimpleNamespace(id=task_id, retries=0, args=["S1"]),
+        request=SimpleNamespace(
+            id=task_id,
+            retries=0,
+            args=["S1"],
+            delivery_info={"redelivered": redelivered},
+        ),
     )
 
 
 def test_a_run_that_died_once_runs_again_and_clears_its_count(ctx: JobContext) -> None:
     counter = DeliveryCounter(ctx.store.redis, ctx.store.keys.prefix)
-    counter.begin("t-once", 0)  # a run that was killed: it never reached end()
+    # The first delivery was killed (uncounted); this redelivery runs and clears its count.
     assert _run(_task("t-once"), lambda c: "done") == "done"
     assert counter.begin("t-once", 0) == 1, "a finished run clears the count"
 
 
+def test_a_first_delivery_costs_no_counter(ctx: JobContext) -> None:
+    assert _run(_task("t-first", redelivered=False), lambda c: "done") == "done"
+    assert list(ctx.store.redis.scan_iter(match=f"{ctx.store.keys.prefix}:delivery:*")) == []
+
+
 def test_a_message_that_kills_every_run_goes_to_the_dead_letters(ctx: JobContext) -> None:
     counter = DeliveryCounter(ctx.store.redis, ctx.store.keys.prefix)
-    for _ in range(MAX_DELIVERIES):
-        counter.begin("t-loop", 0)  # three runs killed their worker
+    for _ in range(MAX_DELIVERIES - 1):
+        counter.begin("t-loop", 0)  # the first delivery and two redeliveries killed a worker
     ran: list[bool] = []
     with pytest.raises(JobFailedError) as failure:
         _run(_task("t-loop"), lambda c: str(ran.append(True)))
