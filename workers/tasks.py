@@ -27,7 +27,7 @@ from celery.signals import worker_shutdown
 
 from orchestrator.jobs import JobContext, JobFailedError, Retry, run_start, run_stop, run_update
 from orchestrator.reconcile.runner import fan_out, run_batch
-from workers import failures, redelivery, runtime
+from workers import failures, redelivery, runtime, wakeup
 from workers.delivery import MAX_DELIVERIES, DeliveryCounter
 
 __all__ = ["TASK_NAMES", "TASK_ACTIONS", "register"]
@@ -133,3 +133,4 @@ def register(app: Celery) -> None:
     failures.connect(app)
     worker_shutdown.connect(lambda **_: runtime.close(), weak=False)
     redelivery.connect(app)
+    wakeup.connect(app)
