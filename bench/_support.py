@@ -1,8 +1,7 @@
 """What the benches share: Redis, the sandbox and workers in their own processes, and clean-up.
 
 Import it as ``bench._support`` once the project's root is on ``sys.path`` (each bench puts it
-there itself: ``bench/`` must not come first on ``sys.path``, where ``bench/queue.py`` would
-shadow the standard library's ``queue``).
+there itself).
 
 * :func:`redis_for_bench`: ``REDIS_URL`` if set, else 127.0.0.1:6379 if it answers, else an
   embedded ``redis-server`` (which the caller stops).

@@ -30,8 +30,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# bench/queue.py lives next to this file: this directory must not come first on sys.path, or it
-# would shadow the standard library's queue module.
+# Run as a script: import the project (and bench._support) from the repository's root.
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]

@@ -27,8 +27,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# bench/queue.py sits next to this file: its directory must not come first on sys.path, or it
-# would shadow the standard library's queue module (which redis-py imports).
+# Run as a script: import the project (and bench._support) from the repository's root.
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]

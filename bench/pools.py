@@ -22,7 +22,7 @@ Worker start-up is not counted. Everything the bench starts is stopped and every
 own prefix deleted, even on Ctrl-C. Redis: ``REDIS_URL`` if set, else 127.0.0.1:6379 if it
 answers, else an embedded ``redis-server``.
 
-Run: ``.venv/bin/python bench/queue.py`` (``--help`` for the options).
+Run: ``.venv/bin/python bench/pools.py`` (``--help`` for the options).
 """
 
 from __future__ import annotations
@@ -30,8 +30,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# This file is named queue.py: its directory must not come first on sys.path, or it would shadow
-# the standard library's queue module (which redis-py imports).
+# Run as a script: import the project (and bench._support) from the repository's root.
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
