@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -84,28 +85,41 @@ def test_flower_needs_the_login_and_shows_the_tasks_that_ran_without_a_secret(
 
     # When a worker runs a start and a stop
     queue_stack.start_worker()
-    session = queue_stack.recorder.start(start_body("flower-1"))
-    queue_stack.wait(session.id, Phase.RECORDING)
-    queue_stack.recorder.stop(session.id)
-    queue_stack.wait(session.id, Phase.STOPPED)
 
-    # Then, logged in, the task API lists krtc.start and krtc.stop with the session id as args
     def tasks() -> dict[str, Any]:
         response = requests.get(f"{base}/api/tasks", auth=LOGIN, timeout=10)
         response.raise_for_status()
         result: dict[str, Any] = response.json()
         return result
 
-    def both_succeeded() -> bool:
-        states = {(t["name"], t["state"]) for t in tasks().values()}
+    def both_succeeded(session_id: str) -> bool:
+        states = {(t["name"], t["state"]) for t in tasks().values() if session_id in str(t["args"])}
         return {("krtc.start", "SUCCESS"), ("krtc.stop", "SUCCESS")} <= states
 
-    wait_until(both_succeeded, 15, "Flower to see krtc.start and krtc.stop succeed")
+    # (Flower follows task events, which are not kept: on a loaded machine its event receiver
+    # may connect after the first tasks ran, so a later round is accepted.)
+    session_ids: list[str] = []
+    for attempt in range(3):
+        session = queue_stack.recorder.start(start_body(f"flower-{attempt}"))
+        session_ids.append(session.id)
+        queue_stack.wait(session.id, Phase.RECORDING)
+        queue_stack.recorder.stop(session.id)
+        queue_stack.wait(session.id, Phase.STOPPED)
+        try:
+            wait_until(partial(both_succeeded, session.id), 10, "Flower to see the tasks")
+            break
+        except AssertionError:
+            if attempt == 2:
+                raise
+
+    # Then, logged in, the task API lists krtc.start and krtc.stop with the session id as args
     listed = tasks()
     for task in listed.values():
         if task["name"] in ("krtc.start", "krtc.stop"):
-            assert session.id in task["args"]
-    task_id = next(i for i, t in listed.items() if t["name"] == "krtc.start")
+            assert any(i in task["args"] for i in session_ids), task["args"]
+    task_id = next(
+        i for i, t in listed.items() if t["name"] == "krtc.start" and session.id in t["args"]
+    )
     pages = [
         "/",
         "/tasks",
