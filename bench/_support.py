@@ -5,11 +5,14 @@ there itself).
 
 * :func:`redis_for_bench`: ``REDIS_URL`` if set, else 127.0.0.1:6379 if it answers, else an
   embedded ``redis-server`` (which the caller stops).
+* :func:`spawn`: ``python ARGV`` from the repository's root in its own process group, its
+  output in a log file (not waited for: e.g. ``krtc-rec beat``).
 * :func:`start_sandbox`: ``krtc-rec sandbox`` in its own process group, with a bench's key pair.
 * :func:`start_worker`: ``krtc-rec worker`` (or any ``python -m`` command) in its own process
   group, waited for until it consumes.
 * :func:`delete_prefix`: delete every key under a bench's own prefix (Celery's included: the
   workers' broker keys live under ``{prefix}:celery:``).
+* :func:`percentile`: the nearest-rank quantile of a list of figures.
 * :func:`terminate_on_sigterm`: a SIGTERM unwinds like a Ctrl-C, so ``finally`` blocks still
   stop the children and delete the keys.
 
@@ -38,6 +41,7 @@ __all__ = [
     "ROOT",
     "start_body",
     "redis_for_bench",
+    "spawn",
     "start_sandbox",
     "start_worker",
     "delete_prefix",
@@ -73,6 +77,27 @@ def redis_for_bench() -> tuple[str, EmbeddedRedis | None]:
     return embedded.start(), embedded
 
 
+def spawn(name: str, argv: list[str], env: dict[str, str], log_path: Path) -> ChildProcess:
+    """``python ARGV`` from the repository's root, in its own process group; not waited for.
+
+    Args:
+        name: names the child (in its errors).
+        argv: what follows ``python``, e.g. ``["-m", "orchestrator.cli", "beat"]``.
+        env: its whole environment.
+        log_path: where its output (stdout and stderr) goes.
+    """
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, *argv],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return ChildProcess(name, process, log_path)
+
+
 def start_sandbox(
     workdir: Path,
     *,
@@ -88,22 +113,12 @@ def start_sandbox(
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("KRTC_")}
     env |= {"KRTC_ACCESS_KEY": access_key, "KRTC_SECRET_KEY": secret_key, "PYTHONUNBUFFERED": "1"}
-    argv = [sys.executable, "-m", "orchestrator.cli", "sandbox", "--port", "0"]
+    argv = ["-m", "orchestrator.cli", "sandbox", "--port", "0"]
     if latency_ms is not None:
         argv += ["--latency-ms", f"{latency_ms:g}"]
     argv += ["--start-duration", "0", "--stop-duration", "0", "--retention", f"{retention_s:g}"]
     argv += ["--log-level", "warning"]
-    log_path = workdir / "sandbox.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            argv,
-            env=env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    child = ChildProcess("sandbox", process, log_path)
+    child = spawn("sandbox", argv, env, workdir / "sandbox.log")
     try:
         child.wait_for("listening on ", timeout_s=30)
     except BaseException:
@@ -130,17 +145,12 @@ def start_worker(
         argv: what follows ``python``; default ``-m orchestrator.cli worker``.
         timeout_s: how long it may take to print ``ready.``.
     """
-    log_path = workdir / f"worker-{name.replace(' ', '-')}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, *(argv or ["-m", "orchestrator.cli", "worker"])],
-            env={**os.environ, **settings_env(settings)},
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    child = ChildProcess(name, process, log_path)
+    child = spawn(
+        name,
+        argv or ["-m", "orchestrator.cli", "worker"],
+        {**os.environ, **settings_env(settings)},
+        workdir / f"worker-{name.replace(' ', '-')}.log",
+    )
     try:
         child.wait_for("ready.", timeout_s=timeout_s)
     except BaseException:
