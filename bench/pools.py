@@ -19,8 +19,8 @@ session records, then queues their stops and waits until every session is stoppe
 * each pool's throughput relative to ``threads``.
 
 Worker start-up is not counted. Everything the bench starts is stopped and every key under its
-own prefix deleted, even on Ctrl-C. Redis: ``REDIS_URL`` if set, else 127.0.0.1:6379 if it
-answers, else an embedded ``redis-server``.
+own prefix deleted, even on Ctrl-C or SIGTERM. Redis: ``REDIS_URL`` if set, else 127.0.0.1:6379
+if it answers, else an embedded ``redis-server``.
 
 Run: ``.venv/bin/python bench/pools.py`` (``--help`` for the options).
 """
@@ -40,25 +40,29 @@ import argparse  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
-import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
-from typing import Any  # noqa: E402
 
 from pydantic import SecretStr  # noqa: E402
-from redis import Redis  # noqa: E402
 
+from bench._support import (  # noqa: E402
+    delete_prefix,
+    percentile,
+    redis_for_bench,
+    start_body,
+    start_sandbox,
+    start_worker,
+    terminate_on_sigterm,
+)
 from orchestrator.producer import Recorder  # noqa: E402
-from orchestrator.settings import DEFAULT_REDIS_URL, Settings, settings_env  # noqa: E402
+from orchestrator.settings import Settings  # noqa: E402
 from orchestrator.stack.local import ChildProcess  # noqa: E402
-from orchestrator.stack.redis_server import EmbeddedRedis, redis_answers  # noqa: E402
-from orchestrator.state import Keys, Phase, Session  # noqa: E402
+from orchestrator.state import Phase, Session  # noqa: E402
 
 ACCESS_KEY = "AKBENCHQUEUE"
 SECRET_KEY = "bench-queue-secret-not-printed"
-APP_ID = "bench-app"
 POLL_S = 0.1
 
 
@@ -112,52 +116,6 @@ def _queues() -> list[str]:
     return list(QUEUES)
 
 
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))
-    return ordered[index]
-
-
-def start_sandbox(latency_ms: float, workdir: Path) -> tuple[ChildProcess, str]:
-    """``krtc-rec sandbox`` in its own process group; returns it and its endpoint."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KRTC_")}
-    env |= {"KRTC_ACCESS_KEY": ACCESS_KEY, "KRTC_SECRET_KEY": SECRET_KEY, "PYTHONUNBUFFERED": "1"}
-    log_path = workdir / "sandbox.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator.cli", "sandbox", "--port", "0"]
-            + ["--latency-ms", f"{latency_ms:g}", "--start-duration", "0"]
-            + ["--stop-duration", "0", "--retention", "60", "--log-level", "warning"],
-            env=env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    child = ChildProcess("sandbox", process, log_path)
-    child.wait_for("listening on ", timeout_s=30)
-    line = next(x for x in child.log().splitlines() if "listening on " in x)
-    return child, line.split("listening on ", 1)[1].strip()
-
-
-def start_worker(pool: Pool, settings: Settings, workdir: Path) -> ChildProcess:
-    log_path = workdir / f"worker-{pool.name.replace(' ', '-')}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, *pool.argv()],
-            env={**os.environ, **settings_env(settings)},
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    child = ChildProcess(pool.name, process, log_path)
-    child.wait_for("ready.", timeout_s=60)
-    return child
-
-
 def _when(session: Session, phase: Phase) -> float:
     """When the session entered ``phase``, from its history (the worker's clock)."""
     marker = f"-> {phase.value}"
@@ -190,22 +148,9 @@ def wait_all(recorder: Recorder, ids: list[str], phase: Phase, timeout_s: float)
     return [done[i] for i in ids]
 
 
-def start_body(cname: str) -> dict[str, Any]:
-    return {
-        "appId": APP_ID,
-        "cname": cname,
-        "uid": "rec",
-        "mode": "mix",
-        "clientRequest": {
-            "recordingConfig": {"maxIdleTime": 30},
-            "recordingFileConfig": {"avFileType": ["hls"]},
-        },
-    }
-
-
 def run_pool(pool: Pool, settings: Settings, pairs: int, workdir: Path, timeout_s: float) -> Result:
     result = Result(pool)
-    worker = start_worker(pool, settings, workdir)
+    worker = start_worker(pool.name, settings, workdir, pool.argv())
     recorder = Recorder(settings)
     try:
         run = uuid.uuid4().hex[:6]
@@ -239,17 +184,6 @@ def run_pool(pool: Pool, settings: Settings, pairs: int, workdir: Path, timeout_
     return result
 
 
-def delete_prefix(url: str, prefix: str) -> int:
-    client = Redis.from_url(url)
-    try:
-        keys = list(client.scan_iter(match=Keys(prefix).pattern(), count=1000))
-        for start in range(0, len(keys), 500):
-            client.delete(*keys[start : start + 500])
-        return len(keys)
-    finally:
-        client.close()
-
-
 def print_table(results: list[Result], latency_ms: float, pairs: int) -> None:
     baseline = next(
         (r.throughput for r in results if r.pool.pool == "threads" and not r.error), 0.0
@@ -273,9 +207,9 @@ def print_table(results: list[Result], latency_ms: float, pairs: int) -> None:
         print(
             f"{r.pool.name:<12} {r.pool.concurrency:>4} {r.throughput:>8.1f} {ideal:>7.0f} "
             f"{r.throughput / ideal:>8.0%} {ratio:>10} "
-            f"{_percentile(r.start_latencies_s, 0.5):>9.2f}s "
-            f"{_percentile(r.start_latencies_s, 0.99):>9.2f}s "
-            f"{_percentile(r.stop_latencies_s, 0.5):>8.2f}s"
+            f"{percentile(r.start_latencies_s, 0.5):>9.2f}s "
+            f"{percentile(r.start_latencies_s, 0.99):>9.2f}s "
+            f"{percentile(r.stop_latencies_s, 0.5):>8.2f}s"
         )
     print(
         "\nideal = concurrency / latency (one API call per job); latency = enqueue -> phase "
@@ -313,19 +247,18 @@ def main() -> int:
         print("gevent is not installed: skipping the gevent pool", file=sys.stderr)
         wanted.remove("gevent")
 
+    terminate_on_sigterm()
     prefix = f"krtc-bench-{uuid.uuid4().hex[:8]}"
-    embedded: EmbeddedRedis | None = None
     sandbox: ChildProcess | None = None
-    url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
     results: list[Result] = []
+    url, embedded = redis_for_bench()
     with tempfile.TemporaryDirectory(prefix="krtc-bench-queue-") as tmp:
         workdir = args.logs or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         try:
-            if not os.environ.get("REDIS_URL") and not redis_answers(url):
-                embedded = EmbeddedRedis()
-                url = embedded.start()
-            sandbox, endpoint = start_sandbox(args.latency_ms, workdir)
+            sandbox, endpoint = start_sandbox(
+                workdir, access_key=ACCESS_KEY, secret_key=SECRET_KEY, latency_ms=args.latency_ms
+            )
             settings = Settings(
                 endpoint=endpoint,
                 access_key=ACCESS_KEY,
@@ -354,8 +287,8 @@ def main() -> int:
                         "pool": r.pool.pool,
                         "concurrency": r.pool.concurrency,
                         "jobs_per_s": round(r.throughput, 1),
-                        "start_p50_s": round(_percentile(r.start_latencies_s, 0.5), 3),
-                        "start_p99_s": round(_percentile(r.start_latencies_s, 0.99), 3),
+                        "start_p50_s": round(percentile(r.start_latencies_s, 0.5), 3),
+                        "start_p99_s": round(percentile(r.start_latencies_s, 0.99), 3),
                         "error": r.error,
                     }
                     for r in results
