@@ -9,7 +9,7 @@ there itself).
   output in a log file (not waited for: e.g. ``krtc-rec beat``).
 * :func:`start_sandbox`: ``krtc-rec sandbox`` in its own process group, with a bench's key pair.
 * :func:`start_worker`: ``krtc-rec worker`` (or any ``python -m`` command) in its own process
-  group, waited for until it consumes.
+  group, waited for until it consumes; :func:`start_workers`: several (threads pool).
 * :func:`delete_prefix`: delete every key under a bench's own prefix (Celery's included: the
   workers' broker keys live under ``{prefix}:celery:``).
 * :func:`percentile`: the nearest-rank quantile of a list of figures.
@@ -44,6 +44,7 @@ __all__ = [
     "spawn",
     "start_sandbox",
     "start_worker",
+    "start_workers",
     "delete_prefix",
     "percentile",
     "terminate_on_sigterm",
@@ -157,6 +158,27 @@ def start_worker(
         child.stop()
         raise
     return child
+
+
+def start_workers(
+    count: int,
+    settings: Settings,
+    workdir: Path,
+    children: list[ChildProcess],
+    *,
+    concurrency: int,
+    hostname: str,
+) -> None:
+    """``count`` ``krtc-rec worker`` processes (threads pool), one after the other.
+
+    Each is appended to ``children`` once it is ready, so that the caller's clean-up stops the
+    ones already started if a later one fails. Worker ``n`` is named ``n`` (log
+    ``worker-n.log``) and has the Celery node name ``{hostname}-{n}@%h``.
+    """
+    for n in range(count):
+        argv = ["-m", "orchestrator.cli", "worker", f"--concurrency={concurrency}"]
+        argv += [f"--hostname={hostname}-{n}@%h", "--loglevel=INFO"]
+        children.append(start_worker(f"{n}", settings, workdir, argv))
 
 
 def delete_prefix(url: str, prefix: str) -> int:

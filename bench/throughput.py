@@ -60,7 +60,7 @@ from bench._support import (  # noqa: E402
     redis_for_bench,
     start_body,
     start_sandbox,
-    start_worker,
+    start_workers,
     terminate_on_sigterm,
 )
 from orchestrator.krtc.client import KrtcClient  # noqa: E402
@@ -264,16 +264,14 @@ def end_to_end_phase(
     ours_rates: list[float] = []
     recorder = Recorder(settings)
     try:
-        for n in range(args.workers):
-            children.append(
-                start_worker(
-                    f"{n}",
-                    settings,
-                    workdir,
-                    ["-m", "orchestrator.cli", "worker", f"--concurrency={args.concurrency}"]
-                    + [f"--hostname=bench-throughput-{n}@%h", "--loglevel=INFO"],
-                )
-            )
+        start_workers(
+            args.workers,
+            settings,
+            workdir,
+            children,
+            concurrency=args.concurrency,
+            hostname="bench-throughput",
+        )
         for number in range(args.rounds):
             sandbox_control(settings, "POST", "reset")
             # The bare pool's warm-up calls are not counted (as the workers' are not).
