@@ -19,8 +19,8 @@ first; sessions are added as N grows):
 For each it prints the seconds, the queries per second achieved, the ideal
 (queries in flight / latency) and the share of it achieved. Worker start-up is not counted.
 Everything the bench starts is stopped and every key under its own prefix deleted, even on
-Ctrl-C. Redis: ``REDIS_URL`` if set, else 127.0.0.1:6379 if it answers, else an embedded
-``redis-server``.
+Ctrl-C or SIGTERM. Redis: ``REDIS_URL`` if set, else 127.0.0.1:6379 if it answers, else an
+embedded ``redis-server``.
 
 Run: ``.venv/bin/python bench/reconcile.py`` (``--help`` for the options).
 """
@@ -40,7 +40,6 @@ import argparse  # noqa: E402
 import functools  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
-import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
@@ -50,18 +49,24 @@ from typing import Any  # noqa: E402
 
 import requests  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
-from redis import Redis  # noqa: E402
 
+from bench._support import (  # noqa: E402
+    delete_prefix,
+    redis_for_bench,
+    start_body,
+    start_sandbox,
+    start_workers,
+    terminate_on_sigterm,
+)
 from orchestrator.jobs.context import JobContext  # noqa: E402
 from orchestrator.krtc.client import KrtcClient  # noqa: E402
 from orchestrator.krtc.enums import Mode  # noqa: E402
 from orchestrator.queues import send_task  # noqa: E402
 from orchestrator.reconcile.rounds import RoundGate, RoundSummary  # noqa: E402
 from orchestrator.reconcile.runner import run_once  # noqa: E402
-from orchestrator.settings import DEFAULT_REDIS_URL, Settings, settings_env  # noqa: E402
+from orchestrator.settings import Settings  # noqa: E402
 from orchestrator.stack.local import ChildProcess  # noqa: E402
-from orchestrator.stack.redis_server import EmbeddedRedis, redis_answers  # noqa: E402
-from orchestrator.state import Keys, Phase, SessionStore, Source  # noqa: E402
+from orchestrator.state import Phase, SessionStore, Source  # noqa: E402
 from workers.app import create_app  # noqa: E402
 
 ACCESS_KEY = "AKBENCHRECONCILE"
@@ -72,6 +77,8 @@ TARGET_SESSIONS = 10_000
 TARGET_S = 30.0
 #: Threads that start recordings and store sessions during the setup.
 SETUP_THREADS = 32
+#: maxIdleTime of the recordings: they must outlive the whole bench.
+MAX_IDLE_S = 3600
 
 
 @dataclass
@@ -95,64 +102,9 @@ class Run:
         return self.in_flight / (self.latency_ms / 1000.0)
 
 
-def start_sandbox(workdir: Path) -> tuple[ChildProcess, str]:
-    """``krtc-rec sandbox`` in its own process group (no latency yet); returns it and its URL."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KRTC_")}
-    env |= {"KRTC_ACCESS_KEY": ACCESS_KEY, "KRTC_SECRET_KEY": SECRET_KEY, "PYTHONUNBUFFERED": "1"}
-    log_path = workdir / "sandbox.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator.cli", "sandbox", "--port", "0"]
-            + ["--start-duration", "0", "--stop-duration", "0", "--retention", "3600"]
-            + ["--log-level", "warning"],
-            env=env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    child = ChildProcess("sandbox", process, log_path)
-    try:
-        child.wait_for("listening on ", timeout_s=30)
-    except RuntimeError:
-        child.stop()
-        raise
-    line = next(x for x in child.log().splitlines() if "listening on " in x)
-    return child, line.split("listening on ", 1)[1].strip()
-
-
-def start_worker(settings: Settings, concurrency: int, workdir: Path, n: int) -> ChildProcess:
-    log_path = workdir / f"worker-{n}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator.cli", "worker", f"--concurrency={concurrency}"]
-            + [f"--hostname=bench-{n}@%h", "--loglevel=INFO"],
-            env={**os.environ, **settings_env(settings)},
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    child = ChildProcess(f"worker-{n}", process, log_path)
-    try:
-        child.wait_for("ready.", timeout_s=60)
-    except RuntimeError:
-        child.stop()
-        raise
-    return child
-
-
-def start_body(cname: str) -> dict[str, Any]:
-    return {
-        "appId": APP_ID,
-        "cname": cname,
-        "uid": "rec",
-        "mode": "mix",
-        "clientRequest": {
-            "recordingConfig": {"maxIdleTime": 3600},
-            "recordingFileConfig": {"avFileType": ["hls"]},
-        },
-    }
+def body(cname: str) -> dict[str, Any]:
+    """The start request of every recording: idle long enough to outlive the bench."""
+    return start_body(cname, app_id=APP_ID, max_idle_s=MAX_IDLE_S)
 
 
 def start_recordings(settings: Settings, count: int, run: str) -> list[tuple[str, str]]:
@@ -161,7 +113,7 @@ def start_recordings(settings: Settings, count: int, run: str) -> list[tuple[str
     cnames = [f"{run}-{n}" for n in range(count)]
     try:
         with ThreadPoolExecutor(SETUP_THREADS) as pool:
-            sids = list(pool.map(lambda c: client.start(start_body(c)).sid, cnames))
+            sids = list(pool.map(lambda c: client.start(body(c)).sid, cnames))
     finally:
         client.close()
     return [(c, str(s)) for c, s in zip(cnames, sids, strict=True)]
@@ -172,9 +124,8 @@ def store_sessions(store: SessionStore, recordings: list[tuple[str, str]]) -> No
 
     def one(item: tuple[str, str]) -> None:
         cname, sid = item
-        body = start_body(cname)
         session = store.create(
-            app_id=APP_ID, cname=cname, uid="rec", mode=Mode.MIX, request=body
+            app_id=APP_ID, cname=cname, uid="rec", mode=Mode.MIX, request=body(cname)
         ).session
         store.transition(
             session.id,
@@ -207,17 +158,6 @@ def round_through_workers(
                 return summary
         time.sleep(0.05)
     raise RuntimeError(f"no round finished within {timeout_s:g}s")
-
-
-def delete_prefix(url: str, prefix: str) -> int:
-    client = Redis.from_url(url)
-    try:
-        keys = list(client.scan_iter(match=Keys(prefix).pattern(), count=1000))
-        for start in range(0, len(keys), 500):
-            client.delete(*keys[start : start + 500])
-        return len(keys)
-    finally:
-        client.close()
 
 
 def print_table(runs: list[Run], args: argparse.Namespace) -> None:
@@ -270,20 +210,20 @@ def main() -> int:
     args = parser.parse_args()
     sizes = sorted({int(x) for x in args.sessions.split(",") if x.strip()})
 
+    terminate_on_sigterm()
     prefix = f"krtc-bench-{uuid.uuid4().hex[:8]}"
-    embedded: EmbeddedRedis | None = None
     children: list[ChildProcess] = []
-    url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
     runs: list[Run] = []
     bad: list[Run] = []
+    url, embedded = redis_for_bench()
     with tempfile.TemporaryDirectory(prefix="krtc-bench-reconcile-") as tmp:
         workdir = args.logs or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         try:
-            if not os.environ.get("REDIS_URL") and not redis_answers(url):
-                embedded = EmbeddedRedis()
-                url = embedded.start()
-            sandbox, endpoint = start_sandbox(workdir)
+            # No latency yet: the setup starts every recording first.
+            sandbox, endpoint = start_sandbox(
+                workdir, access_key=ACCESS_KEY, secret_key=SECRET_KEY, retention_s=3600
+            )
             children.append(sandbox)
             extra: dict[str, Any] = {}
             if args.batch_concurrency is not None:
@@ -311,8 +251,14 @@ def main() -> int:
                 flush=True,
             )
             requests.post(f"{control}/faults", json={"latency_ms": args.latency_ms}, timeout=10)
-            for n in range(args.workers):
-                children.append(start_worker(settings, args.concurrency, workdir, n))
+            start_workers(
+                args.workers,
+                settings,
+                workdir,
+                children,
+                concurrency=args.concurrency,
+                hostname="bench",
+            )
 
             store = SessionStore.from_url(url, prefix=prefix)
             gate = RoundGate(store.redis, store.keys, interval_s=settings.reconcile_interval)
