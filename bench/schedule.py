@@ -16,8 +16,9 @@ For every occurrence it reports, from its due time:
   includes queueing behind the other starts and the sandbox latency.
 
 Schedules are added a few seconds before the first is due (the worker and beat are up by then).
-Everything the bench starts is stopped and every key under its own prefix deleted. Redis:
-``REDIS_URL`` if set, else 127.0.0.1:6379 if it answers, else an embedded ``redis-server``.
+Everything the bench starts is stopped and every key under its own prefix deleted, even on Ctrl-C
+or SIGTERM (the logs stay in a ``bench-schedule-*`` temporary directory). Redis: ``REDIS_URL`` if
+set, else 127.0.0.1:6379 if it answers, else an embedded ``redis-server``.
 
 Run: ``.venv/bin/python bench/schedule.py`` (``--help`` for the options).
 """
@@ -35,76 +36,33 @@ sys.path.insert(0, str(ROOT))
 
 import argparse  # noqa: E402
 import os  # noqa: E402
-import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
-from typing import Any  # noqa: E402
 
 from pydantic import SecretStr  # noqa: E402
 from redis import Redis  # noqa: E402
 
+from bench._support import (  # noqa: E402
+    delete_prefix,
+    percentile,
+    redis_for_bench,
+    spawn,
+    start_body,
+    start_sandbox,
+    start_worker,
+    terminate_on_sigterm,
+)
 from orchestrator.schedule import Occurrence, Outcome, Scheduler, ScheduleStore  # noqa: E402
-from orchestrator.settings import DEFAULT_REDIS_URL, Settings, settings_env  # noqa: E402
+from orchestrator.settings import Settings, settings_env  # noqa: E402
 from orchestrator.stack.local import ChildProcess  # noqa: E402
-from orchestrator.stack.redis_server import EmbeddedRedis, redis_answers  # noqa: E402
-from orchestrator.state import Keys, Phase, SessionStore  # noqa: E402
+from orchestrator.state import Phase, SessionStore  # noqa: E402
 
 ACCESS_KEY = "AKBENCHSCHEDULE"
 SECRET_KEY = "bench-schedule-secret-not-printed"
 #: Seconds between adding the last schedule and the first due time.
 LEAD_S = 3.0
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
-
-
-def spawn(name: str, argv: list[str], env: dict[str, str], workdir: Path) -> ChildProcess:
-    log_path = workdir / f"{name}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator.cli", *argv],
-            env=env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return ChildProcess(name, process, log_path)
-
-
-def start_sandbox(latency_ms: float, workdir: Path) -> tuple[ChildProcess, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KRTC_")}
-    env |= {"KRTC_ACCESS_KEY": ACCESS_KEY, "KRTC_SECRET_KEY": SECRET_KEY, "PYTHONUNBUFFERED": "1"}
-    child = spawn(
-        "sandbox",
-        ["sandbox", "--port", "0", "--latency-ms", f"{latency_ms:g}", "--start-duration", "0"]
-        + ["--stop-duration", "0", "--retention", "600", "--log-level", "warning"],
-        env,
-        workdir,
-    )
-    child.wait_for("listening on ", timeout_s=30)
-    line = next(x for x in child.log().splitlines() if "listening on " in x)
-    return child, line.split("listening on ", 1)[1].strip()
-
-
-def start_body(cname: str) -> dict[str, Any]:
-    return {
-        "appId": "bench-app",
-        "cname": cname,
-        "uid": "rec",
-        "mode": "mix",
-        "clientRequest": {
-            "recordingConfig": {"maxIdleTime": 30},
-            "recordingFileConfig": {"avFileType": ["hls"]},
-        },
-    }
 
 
 def run_scenario(
@@ -162,16 +120,6 @@ def run_scenario(
     return lags
 
 
-def delete_prefix(url: str, prefix: str) -> None:
-    client = Redis.from_url(url)
-    try:
-        keys = list(client.scan_iter(match=Keys(prefix).pattern(), count=1000))
-        for start in range(0, len(keys), 500):
-            client.delete(*keys[start : start + 500])
-    finally:
-        client.close()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", "-n", type=int, default=1000, help="occurrences per scenario")
@@ -182,16 +130,19 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    embedded = None
-    url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
-    if not redis_answers(url):
-        embedded = EmbeddedRedis()
-        url = embedded.start()
+    terminate_on_sigterm()
+    url, embedded = redis_for_bench()
     prefix = f"bench-schedule-{uuid.uuid4().hex[:8]}"
     children: list[ChildProcess] = []
     workdir = Path(tempfile.mkdtemp(prefix="bench-schedule-"))
     try:
-        sandbox, endpoint = start_sandbox(args.latency_ms, workdir)
+        sandbox, endpoint = start_sandbox(
+            workdir,
+            access_key=ACCESS_KEY,
+            secret_key=SECRET_KEY,
+            latency_ms=args.latency_ms,
+            retention_s=600,
+        )
         children.append(sandbox)
         settings = Settings(
             endpoint=endpoint,
@@ -201,12 +152,11 @@ def main() -> int:
             redis_prefix=prefix,
             reconcile_interval=600.0,
         )
+        worker = ["-m", "orchestrator.cli", "worker", "-c", str(args.concurrency)]
+        children.append(start_worker("0", settings, workdir, worker))
+        beat = ["-m", "orchestrator.cli", "beat", "--schedule-file", str(workdir / "beat")]
         env = {**os.environ, **settings_env(settings)}
-        worker = spawn("worker", ["worker", "-c", str(args.concurrency)], env, workdir)
-        children.append(worker)
-        worker.wait_for("ready.", timeout_s=60)
-        beat = spawn("beat", ["beat", "--schedule-file", str(workdir / "beat")], env, workdir)
-        children.append(beat)
+        children.append(spawn("beat", beat, env, workdir / "beat.log"))
         client = Redis.from_url(url, decode_responses=True)
         scheduler = Scheduler(settings, store=ScheduleStore(client, prefix=prefix))
         sessions = SessionStore(client, prefix=prefix)
@@ -237,9 +187,11 @@ def main() -> int:
     finally:
         for child in reversed(children):
             child.stop()
-        delete_prefix(url, prefix)
-        if embedded is not None:
-            embedded.stop()
+        try:
+            delete_prefix(url, prefix)
+        finally:
+            if embedded is not None:
+                embedded.stop()
 
 
 if __name__ == "__main__":
