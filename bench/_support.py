@@ -7,11 +7,14 @@ there itself).
   embedded ``redis-server`` (which the caller stops).
 * :func:`spawn`: ``python ARGV`` from the repository's root in its own process group, its
   output in a log file (not waited for: e.g. ``krtc-rec beat``).
-* :func:`start_sandbox`: ``krtc-rec sandbox`` in its own process group, with a bench's key pair.
+* :func:`start_sandbox`: ``krtc-rec sandbox`` in its own process group, with the benches' key
+  pair (:data:`ACCESS_KEY`, :data:`SECRET_KEY`); :func:`bench_settings`: the settings that go
+  with it.
 * :func:`start_worker`: ``krtc-rec worker`` (or any ``python -m`` command) in its own process
   group, waited for until it consumes; :func:`start_workers`: several (threads pool).
 * :func:`delete_prefix`: delete every key under a bench's own prefix (Celery's included: the
   workers' broker keys live under ``{prefix}:celery:``).
+* :func:`clean_up`: stop the children, delete the keys, stop the embedded Redis.
 * :func:`percentile`: the nearest-rank quantile of a list of figures.
 * :func:`terminate_on_sigterm`: a SIGTERM unwinds like a Ctrl-C, so ``finally`` blocks still
   stop the children and delete the keys.
@@ -30,6 +33,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from pydantic import SecretStr
 from redis import Redis
 
 from orchestrator.settings import DEFAULT_REDIS_URL, Settings, settings_env
@@ -39,6 +43,9 @@ from orchestrator.state import Keys
 
 __all__ = [
     "ROOT",
+    "ACCESS_KEY",
+    "SECRET_KEY",
+    "bench_settings",
     "start_body",
     "redis_for_bench",
     "spawn",
@@ -46,11 +53,15 @@ __all__ = [
     "start_worker",
     "start_workers",
     "delete_prefix",
+    "clean_up",
     "percentile",
     "terminate_on_sigterm",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The key pair of the sandboxes the benches start (only they and the bench know it).
+ACCESS_KEY = "AKBENCH"
+SECRET_KEY = "bench-secret-not-printed"
 
 
 def start_body(cname: str, *, app_id: str = "bench-app", max_idle_s: int = 30) -> dict[str, Any]:
@@ -102,8 +113,6 @@ def spawn(name: str, argv: list[str], env: dict[str, str], log_path: Path) -> Ch
 def start_sandbox(
     workdir: Path,
     *,
-    access_key: str,
-    secret_key: str,
     latency_ms: float | None = None,
     retention_s: float = 60,
 ) -> tuple[ChildProcess, str]:
@@ -113,7 +122,7 @@ def start_sandbox(
     every call from the start, and comes back after a ``/_sandbox/reset``.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("KRTC_")}
-    env |= {"KRTC_ACCESS_KEY": access_key, "KRTC_SECRET_KEY": secret_key, "PYTHONUNBUFFERED": "1"}
+    env |= {"KRTC_ACCESS_KEY": ACCESS_KEY, "KRTC_SECRET_KEY": SECRET_KEY, "PYTHONUNBUFFERED": "1"}
     argv = ["-m", "orchestrator.cli", "sandbox", "--port", "0"]
     if latency_ms is not None:
         argv += ["--latency-ms", f"{latency_ms:g}"]
@@ -127,6 +136,18 @@ def start_sandbox(
         raise
     line = next(x for x in child.log().splitlines() if "listening on " in x)
     return child, line.split("listening on ", 1)[1].strip()
+
+
+def bench_settings(endpoint: str, redis_url: str, prefix: str, **overrides: Any) -> Settings:
+    """Settings for a :func:`start_sandbox` sandbox, a Redis and a key prefix, and overrides."""
+    return Settings(
+        endpoint=endpoint,
+        access_key=ACCESS_KEY,
+        secret_key=SecretStr(SECRET_KEY),
+        redis_url=redis_url,
+        redis_prefix=prefix,
+        **overrides,
+    )
 
 
 def start_worker(
@@ -191,6 +212,21 @@ def delete_prefix(url: str, prefix: str) -> int:
         return len(keys)
     finally:
         client.close()
+
+
+def clean_up(
+    children: list[ChildProcess], url: str, prefixes: list[str], embedded: EmbeddedRedis | None
+) -> None:
+    """Stop ``children`` (the last started first), delete the keys under ``prefixes`` from
+    ``url``, then stop ``embedded`` (if any) even if that failed."""
+    try:
+        for child in reversed(children):
+            child.stop()
+        for prefix in prefixes:
+            delete_prefix(url, prefix)
+    finally:
+        if embedded is not None:
+            embedded.stop()
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -45,24 +45,12 @@ import time  # noqa: E402
 import uuid  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 
-from pydantic import SecretStr  # noqa: E402
-
-from bench._support import (  # noqa: E402
-    delete_prefix,
-    percentile,
-    redis_for_bench,
-    start_body,
-    start_sandbox,
-    start_worker,
-    terminate_on_sigterm,
-)
+from bench import _support as support  # noqa: E402
 from orchestrator.producer import Recorder  # noqa: E402
 from orchestrator.settings import Settings  # noqa: E402
 from orchestrator.stack.local import ChildProcess  # noqa: E402
 from orchestrator.state import Phase, Session  # noqa: E402
 
-ACCESS_KEY = "AKBENCHQUEUE"
-SECRET_KEY = "bench-queue-secret-not-printed"
 POLL_S = 0.1
 
 
@@ -150,7 +138,7 @@ def wait_all(recorder: Recorder, ids: list[str], phase: Phase, timeout_s: float)
 
 def run_pool(pool: Pool, settings: Settings, pairs: int, workdir: Path, timeout_s: float) -> Result:
     result = Result(pool)
-    worker = start_worker(pool.name, settings, workdir, pool.argv())
+    worker = support.start_worker(pool.name, settings, workdir, pool.argv())
     recorder = Recorder(settings)
     try:
         run = uuid.uuid4().hex[:6]
@@ -158,7 +146,7 @@ def run_pool(pool: Pool, settings: Settings, pairs: int, workdir: Path, timeout_
         enqueued: dict[str, float] = {}
         first = time.time()
         for n in range(pairs):
-            session = recorder.start(start_body(f"{run}-{n}"))
+            session = recorder.start(support.start_body(f"{run}-{n}"))
             enqueued[session.id] = session.created_at
         ids = list(enqueued)
         recording = wait_all(recorder, ids, Phase.RECORDING, timeout_s)
@@ -207,9 +195,9 @@ def print_table(results: list[Result], latency_ms: float, pairs: int) -> None:
         print(
             f"{r.pool.name:<12} {r.pool.concurrency:>4} {r.throughput:>8.1f} {ideal:>7.0f} "
             f"{r.throughput / ideal:>8.0%} {ratio:>10} "
-            f"{percentile(r.start_latencies_s, 0.5):>9.2f}s "
-            f"{percentile(r.start_latencies_s, 0.99):>9.2f}s "
-            f"{percentile(r.stop_latencies_s, 0.5):>8.2f}s"
+            f"{support.percentile(r.start_latencies_s, 0.5):>9.2f}s "
+            f"{support.percentile(r.start_latencies_s, 0.99):>9.2f}s "
+            f"{support.percentile(r.stop_latencies_s, 0.5):>8.2f}s"
         )
     print(
         "\nideal = concurrency / latency (one API call per job); latency = enqueue -> phase "
@@ -247,37 +235,24 @@ def main() -> int:
         print("gevent is not installed: skipping the gevent pool", file=sys.stderr)
         wanted.remove("gevent")
 
-    terminate_on_sigterm()
+    support.terminate_on_sigterm()
     prefix = f"krtc-bench-{uuid.uuid4().hex[:8]}"
-    sandbox: ChildProcess | None = None
+    children: list[ChildProcess] = []
     results: list[Result] = []
-    url, embedded = redis_for_bench()
+    url, embedded = support.redis_for_bench()
     with tempfile.TemporaryDirectory(prefix="krtc-bench-queue-") as tmp:
         workdir = args.logs or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         try:
-            sandbox, endpoint = start_sandbox(
-                workdir, access_key=ACCESS_KEY, secret_key=SECRET_KEY, latency_ms=args.latency_ms
-            )
-            settings = Settings(
-                endpoint=endpoint,
-                access_key=ACCESS_KEY,
-                secret_key=SecretStr(SECRET_KEY),
-                redis_url=url,
-                redis_prefix=prefix,
-            )
+            sandbox, endpoint = support.start_sandbox(workdir, latency_ms=args.latency_ms)
+            children.append(sandbox)
+            settings = support.bench_settings(endpoint, url, prefix)
             for name in wanted:
                 pool = available[name]
                 print(f"running {pool.name} (concurrency {pool.concurrency}) ...", flush=True)
                 results.append(run_pool(pool, settings, args.pairs, workdir, args.timeout))
         finally:
-            if sandbox is not None:
-                sandbox.stop()
-            try:
-                delete_prefix(url, prefix)
-            finally:
-                if embedded is not None:
-                    embedded.stop()
+            support.clean_up(children, url, [prefix], embedded)
     print_table(results, args.latency_ms, args.pairs)
     if args.json:
         print(
@@ -287,8 +262,8 @@ def main() -> int:
                         "pool": r.pool.pool,
                         "concurrency": r.pool.concurrency,
                         "jobs_per_s": round(r.throughput, 1),
-                        "start_p50_s": round(percentile(r.start_latencies_s, 0.5), 3),
-                        "start_p99_s": round(percentile(r.start_latencies_s, 0.99), 3),
+                        "start_p50_s": round(support.percentile(r.start_latencies_s, 0.5), 3),
+                        "start_p99_s": round(support.percentile(r.start_latencies_s, 0.99), 3),
                         "error": r.error,
                     }
                     for r in results

@@ -48,16 +48,8 @@ from dataclasses import asdict, dataclass  # noqa: E402
 from typing import Any  # noqa: E402
 
 import requests  # noqa: E402
-from pydantic import SecretStr  # noqa: E402
 
-from bench._support import (  # noqa: E402
-    delete_prefix,
-    redis_for_bench,
-    start_body,
-    start_sandbox,
-    start_workers,
-    terminate_on_sigterm,
-)
+from bench import _support as support  # noqa: E402
 from orchestrator.jobs.context import JobContext  # noqa: E402
 from orchestrator.krtc.client import KrtcClient  # noqa: E402
 from orchestrator.krtc.enums import Mode  # noqa: E402
@@ -69,8 +61,6 @@ from orchestrator.stack.local import ChildProcess  # noqa: E402
 from orchestrator.state import Phase, SessionStore, Source  # noqa: E402
 from workers.app import create_app  # noqa: E402
 
-ACCESS_KEY = "AKBENCHRECONCILE"
-SECRET_KEY = "bench-reconcile-secret-not-printed"
 APP_ID = "bench-app"
 #: Target of issue 5: 10,000 sessions within one default interval.
 TARGET_SESSIONS = 10_000
@@ -104,7 +94,7 @@ class Run:
 
 def body(cname: str) -> dict[str, Any]:
     """The start request of every recording: idle long enough to outlive the bench."""
-    return start_body(cname, app_id=APP_ID, max_idle_s=MAX_IDLE_S)
+    return support.start_body(cname, app_id=APP_ID, max_idle_s=MAX_IDLE_S)
 
 
 def start_recordings(settings: Settings, count: int, run: str) -> list[tuple[str, str]]:
@@ -210,30 +200,26 @@ def main() -> int:
     args = parser.parse_args()
     sizes = sorted({int(x) for x in args.sessions.split(",") if x.strip()})
 
-    terminate_on_sigterm()
+    support.terminate_on_sigterm()
     prefix = f"krtc-bench-{uuid.uuid4().hex[:8]}"
     children: list[ChildProcess] = []
     runs: list[Run] = []
     bad: list[Run] = []
-    url, embedded = redis_for_bench()
+    url, embedded = support.redis_for_bench()
     with tempfile.TemporaryDirectory(prefix="krtc-bench-reconcile-") as tmp:
         workdir = args.logs or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         try:
             # No latency yet: the setup starts every recording first.
-            sandbox, endpoint = start_sandbox(
-                workdir, access_key=ACCESS_KEY, secret_key=SECRET_KEY, retention_s=3600
-            )
+            sandbox, endpoint = support.start_sandbox(workdir, retention_s=3600)
             children.append(sandbox)
             extra: dict[str, Any] = {}
             if args.batch_concurrency is not None:
                 extra["reconcile_batch_concurrency"] = args.batch_concurrency
-            settings = Settings(
-                endpoint=endpoint,
-                access_key=ACCESS_KEY,
-                secret_key=SecretStr(SECRET_KEY),
-                redis_url=url,
-                redis_prefix=prefix,
+            settings = support.bench_settings(
+                endpoint,
+                url,
+                prefix,
                 reconcile_interval=1.0,
                 reconcile_batch_size=args.batch_size,
                 # One connection per query in flight, as the docs advise.
@@ -251,7 +237,7 @@ def main() -> int:
                 flush=True,
             )
             requests.post(f"{control}/faults", json={"latency_ms": args.latency_ms}, timeout=10)
-            start_workers(
+            support.start_workers(
                 args.workers,
                 settings,
                 workdir,
@@ -308,13 +294,7 @@ def main() -> int:
             bad = [r for r in runs if r.queried != r.sessions or r.changes]
             ctx.client.close()
         finally:
-            for child in reversed(children):
-                child.stop()
-            try:
-                delete_prefix(url, prefix)
-            finally:
-                if embedded is not None:
-                    embedded.stop()
+            support.clean_up(children, url, [prefix], embedded)
     print_table(runs, args)
     for r in bad:
         print(f"warning: {r.mode} at {r.sessions}: {r.queried} queried, {r.changes} changes")

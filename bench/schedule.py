@@ -41,26 +41,14 @@ import time  # noqa: E402
 import uuid  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 
-from pydantic import SecretStr  # noqa: E402
 from redis import Redis  # noqa: E402
 
-from bench._support import (  # noqa: E402
-    delete_prefix,
-    percentile,
-    redis_for_bench,
-    spawn,
-    start_body,
-    start_sandbox,
-    start_worker,
-    terminate_on_sigterm,
-)
+from bench import _support as support  # noqa: E402
 from orchestrator.schedule import Occurrence, Outcome, Scheduler, ScheduleStore  # noqa: E402
-from orchestrator.settings import Settings, settings_env  # noqa: E402
+from orchestrator.settings import settings_env  # noqa: E402
 from orchestrator.stack.local import ChildProcess  # noqa: E402
 from orchestrator.state import Phase, SessionStore  # noqa: E402
 
-ACCESS_KEY = "AKBENCHSCHEDULE"
-SECRET_KEY = "bench-schedule-secret-not-printed"
 #: Seconds between adding the last schedule and the first due time.
 LEAD_S = 3.0
 
@@ -75,7 +63,7 @@ def run_scenario(
     for n in range(count):
         due = first_due + (spread_s * n / count if spread_s else 0.0)
         added = scheduler.add(
-            start_body(f"{name}-{run}-{n}"),
+            support.start_body(f"{name}-{run}-{n}"),
             start_at=datetime.fromtimestamp(due, UTC),
             duration_s=3600,
             misfire_grace_s=300,
@@ -130,33 +118,29 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    terminate_on_sigterm()
-    url, embedded = redis_for_bench()
+    support.terminate_on_sigterm()
+    url, embedded = support.redis_for_bench()
     prefix = f"bench-schedule-{uuid.uuid4().hex[:8]}"
     children: list[ChildProcess] = []
     workdir = Path(tempfile.mkdtemp(prefix="bench-schedule-"))
     try:
-        sandbox, endpoint = start_sandbox(
+        sandbox, endpoint = support.start_sandbox(
             workdir,
-            access_key=ACCESS_KEY,
-            secret_key=SECRET_KEY,
             latency_ms=args.latency_ms,
             retention_s=600,
         )
         children.append(sandbox)
-        settings = Settings(
-            endpoint=endpoint,
-            access_key=ACCESS_KEY,
-            secret_key=SecretStr(SECRET_KEY),
-            redis_url=url,
-            redis_prefix=prefix,
+        settings = support.bench_settings(
+            endpoint,
+            url,
+            prefix,
             reconcile_interval=600.0,
         )
         worker = ["-m", "orchestrator.cli", "worker", "-c", str(args.concurrency)]
-        children.append(start_worker("0", settings, workdir, worker))
+        children.append(support.start_worker("0", settings, workdir, worker))
         beat = ["-m", "orchestrator.cli", "beat", "--schedule-file", str(workdir / "beat")]
         env = {**os.environ, **settings_env(settings)}
-        children.append(spawn("beat", beat, env, workdir / "beat.log"))
+        children.append(support.spawn("beat", beat, env, workdir / "beat.log"))
         client = Redis.from_url(url, decode_responses=True)
         scheduler = Scheduler(settings, store=ScheduleStore(client, prefix=prefix))
         sessions = SessionStore(client, prefix=prefix)
@@ -179,19 +163,13 @@ def main() -> int:
             ):
                 values = lags[what]
                 print(
-                    f"{name:<10} {label:<26} {percentile(values, 0.5):>6.2f}s "
-                    f"{percentile(values, 0.99):>6.2f}s {max(values):>6.2f}s"
+                    f"{name:<10} {label:<26} {support.percentile(values, 0.5):>6.2f}s "
+                    f"{support.percentile(values, 0.99):>6.2f}s {max(values):>6.2f}s"
                 )
         print("\nlag = time recorded by the tick or the worker minus the occurrence's due time")
         return 0
     finally:
-        for child in reversed(children):
-            child.stop()
-        try:
-            delete_prefix(url, prefix)
-        finally:
-            if embedded is not None:
-                embedded.stop()
+        support.clean_up(children, url, [prefix], embedded)
 
 
 if __name__ == "__main__":

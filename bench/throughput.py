@@ -52,25 +52,15 @@ from typing import Any  # noqa: E402
 
 import requests  # noqa: E402
 from celery import Celery  # noqa: E402
-from pydantic import SecretStr  # noqa: E402
 from redis import Redis  # noqa: E402
 
-from bench._support import (  # noqa: E402
-    delete_prefix,
-    redis_for_bench,
-    start_body,
-    start_sandbox,
-    start_workers,
-    terminate_on_sigterm,
-)
+from bench import _support as support  # noqa: E402
 from orchestrator.krtc.client import KrtcClient  # noqa: E402
 from orchestrator.producer import Recorder  # noqa: E402
 from orchestrator.settings import Settings  # noqa: E402
 from orchestrator.stack.local import ChildProcess  # noqa: E402
 from orchestrator.state import Keys, Phase  # noqa: E402
 
-ACCESS_KEY = "AKBENCHTHROUGHPUT"
-SECRET_KEY = "bench-throughput-secret-not-printed"
 #: Targets of issue 4.
 PRODUCER_TARGET = 0.67
 END_TO_END_TARGET = 0.5
@@ -147,7 +137,7 @@ def producer_phase(settings: Settings, count: int, threads: list[int], rounds: i
     spread(
         list(range(50)),
         max(threads),
-        lambda _: recorder.start(start_body(f"w{run}-{next(serial)}")),
+        lambda _: recorder.start(support.start_body(f"w{run}-{next(serial)}")),
     )
     spread(list(range(50)), max(threads), lambda _: noop.delay())
     rows = []
@@ -157,7 +147,7 @@ def producer_phase(settings: Settings, count: int, threads: list[int], rounds: i
             for _ in range(rounds):
                 with timed() as bare_s:
                     spread(list(range(count)), n, lambda _: noop.delay())
-                bodies = [start_body(f"{run}-{next(serial)}") for _ in range(count)]
+                bodies = [support.start_body(f"{run}-{next(serial)}") for _ in range(count)]
                 with timed() as ours_s:
                     spread(bodies, n, recorder.start)
                 best_bare = max(best_bare, count / bare_s())
@@ -258,13 +248,13 @@ def end_to_end_phase(
 
     def bodies(count: int) -> list[dict[str, Any]]:
         b = next(batch)
-        return [start_body(f"{run}-{b}-{n}") for n in range(count)]
+        return [support.start_body(f"{run}-{b}-{n}") for n in range(count)]
 
     bare_rates: list[float] = []
     ours_rates: list[float] = []
     recorder = Recorder(settings)
     try:
-        start_workers(
+        support.start_workers(
             args.workers,
             settings,
             workdir,
@@ -352,25 +342,21 @@ def main() -> int:
         parser.error(f"--workers x --concurrency must be at least {MIN_IN_FLIGHT}")
     threads = [int(x) for x in args.threads.split(",") if x.strip()]
 
-    terminate_on_sigterm()
+    support.terminate_on_sigterm()
     prefix = f"krtc-bench-{uuid.uuid4().hex[:8]}"
     rows: list[Row] = []
     children: list[ChildProcess] = []
-    url, embedded = redis_for_bench()
+    url, embedded = support.redis_for_bench()
     try:
         with tempfile.TemporaryDirectory(prefix="krtc-bench-throughput-") as tmp:
             workdir = args.logs or Path(tmp)
             workdir.mkdir(parents=True, exist_ok=True)
-            sandbox, endpoint = start_sandbox(
-                workdir, access_key=ACCESS_KEY, secret_key=SECRET_KEY, latency_ms=args.latency_ms
-            )
+            sandbox, endpoint = support.start_sandbox(workdir, latency_ms=args.latency_ms)
             children.append(sandbox)
-            settings = Settings(
-                endpoint=endpoint,
-                access_key=ACCESS_KEY,
-                secret_key=SecretStr(SECRET_KEY),
-                redis_url=url,
-                redis_prefix=prefix,
+            settings = support.bench_settings(
+                endpoint,
+                url,
+                prefix,
                 http_pool_size=max(64, args.workers * args.concurrency),
             )
             if args.skip != "a":
@@ -386,14 +372,7 @@ def main() -> int:
                 print("(b) end-to-end ...", flush=True)
                 rows.append(end_to_end_phase(settings, args, workdir, children))
     finally:
-        for child in reversed(children):
-            child.stop()
-        try:
-            delete_prefix(url, prefix)
-            delete_prefix(url, f"{prefix}-a")
-        finally:
-            if embedded is not None:
-                embedded.stop()
+        support.clean_up(children, url, [prefix, f"{prefix}-a"], embedded)
     print_table(rows, args)
     if args.json:
         print(
