@@ -30,6 +30,7 @@ from orchestrator.errors import OrchestratorError, StateError
 from orchestrator.krtc.enums import Action, Mode, StorageVendor
 from orchestrator.krtc.models import StartRequest
 from orchestrator.krtc.validation import FieldError, RequestValidationError, parse_request
+from orchestrator.outbox import celery_message
 from orchestrator.queues import send_task
 from orchestrator.settings import Settings, load_settings
 from orchestrator.state import (
@@ -102,6 +103,9 @@ class Recorder:
 
             celery = create_app(settings, with_tasks=False)
         self.celery = celery
+        #: Whether starts are queued by the store's create script (the broker is the store's
+        #: Redis, as with the default configuration).
+        self._outbox = _same_redis(self.store, str(celery.conf.broker_url))
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Recorder:
@@ -178,10 +182,17 @@ class Recorder:
             max_duration_s=max_duration_s,
             restart_on_failure=restart_on_failure,
             max_restarts=max_restarts,
+            outbox=self._start_message if self._outbox else None,
         )
-        if created:
+        if created and not self._outbox:
             self._send("krtc.start", [session.id])
         return CreateResult(session, created)
+
+    def _start_message(self, session_id: str) -> tuple[str, str]:
+        # The start is queued by the create script itself: one round trip, and queued if and
+        # only if the session was created.
+        message = celery_message(self.celery, "krtc.start", [session_id])
+        return message.key, message.payload
 
     def stop(self, session_id: str, *, why: str = "stop requested") -> Session:
         """Stop a recording: cancel it if its start was never sent, else queue a stop.
@@ -354,3 +365,20 @@ def validated_start_body(request: Mapping[str, Any]) -> dict[str, Any]:
     if name is not None:
         wire["clientRequest"]["storageConfig"] = {PROFILE_KEY: name}
     return wire
+
+
+def _same_redis(store: SessionStore, broker_url: str) -> bool:
+    """Whether the broker is the Redis server and database the store writes to."""
+    from redis.connection import parse_url
+
+    try:
+        broker = parse_url(broker_url)  # type: ignore[no-untyped-call]
+    except ValueError:
+        return False
+    ours = store.redis.connection_pool.connection_kwargs
+    return (
+        broker.get("host", "localhost") == ours.get("host", "localhost")
+        and int(broker.get("port", 6379)) == int(ours.get("port", 6379))
+        and int(broker.get("db", 0)) == int(ours.get("db", 0))
+        and broker.get("path") == ours.get("path")
+    )

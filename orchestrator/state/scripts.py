@@ -65,15 +65,22 @@ CREATE = """
 -- KEYS[4] active set          {p}:active
 -- KEYS[5] sessions zset       {p}:sessions
 -- KEYS[6] idempotency key     {p}:idem:{key}            (only when the caller gave a key)
+-- KEYS[last] a queue's list   (only with an outbox message: pushed when, and only if, created)
 -- ARGV[1] the new session id
 -- ARGV[2] creation time, unix seconds (the zset score)
 -- ARGV[3] time to live of the idempotency key, seconds
 -- ARGV[4] the first history entry (JSON)
--- ARGV[5..] field, value, field, value, ... of the session hash
--- Returns {id, outcome}: outcome 'idempotent' (KEYS[6] names a session: its id), 'active'
--- (KEYS[3] names an unfinished session: its id) or 'created' (ARGV[1]).
-if KEYS[6] then
-  local existing = redis.call('GET', KEYS[6])
+-- ARGV[5] '1' when KEYS[6] is an idempotency key, else '0'
+-- ARGV[6] the outbox message to push ('' for none)
+-- ARGV[7..] field, value, field, value, ... of the session hash
+-- Returns {id, outcome}: outcome 'idempotent' (the idempotency key names a session: its id),
+-- 'active' (KEYS[3] names an unfinished session: its id) or 'created' (ARGV[1]).
+local idem = nil
+if ARGV[5] == '1' then idem = KEYS[6] end
+local outbox = nil
+if ARGV[6] ~= '' then outbox = KEYS[#KEYS] end
+if idem then
+  local existing = redis.call('GET', idem)
   if existing then return {existing, 'idempotent'} end
 end
 local existing = redis.call('GET', KEYS[3])
@@ -81,13 +88,16 @@ if existing then return {existing, 'active'} end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return redis.error_reply('session id ' .. ARGV[1] .. ' already exists')
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+redis.call('HSET', KEYS[1], unpack(ARGV, 7))
 redis.call('RPUSH', KEYS[2], ARGV[4])
 redis.call('SET', KEYS[3], ARGV[1])
 redis.call('SADD', KEYS[4], ARGV[1])
 redis.call('ZADD', KEYS[5], ARGV[2], ARGV[1])
-if KEYS[6] then
-  redis.call('SET', KEYS[6], ARGV[1], 'EX', ARGV[3])
+if idem then
+  redis.call('SET', idem, ARGV[1], 'EX', ARGV[3])
+end
+if outbox then
+  redis.call('LPUSH', outbox, ARGV[6])
 end
 return {ARGV[1], 'created'}
 """

@@ -193,6 +193,7 @@ class SessionStore:
         restarts: int = 0,
         source: Source = Source.PRODUCER,
         why: str = "start requested",
+        outbox: Callable[[str], tuple[str, str]] | None = None,
     ) -> CreateResult:
         """Create a pending session, unless one exists already (spec D11).
 
@@ -210,6 +211,9 @@ class SessionStore:
             max_restarts: restarts its chain may make in all.
             restarts: restarts its chain made before this session.
             source, why: recorded in the first history entry.
+            outbox: given the new session's id, ``(list key, message)`` to push in the same
+                script, only if the session is created (a queued start; see
+                :mod:`orchestrator.outbox`).
 
         Returns:
             ``(session, created)``; when not created, the session that the idempotency key
@@ -264,13 +268,21 @@ class SessionStore:
             self.keys.active(),
             self.keys.sessions(),
         ]
+        releasable = keys[2:3]
         if idempotency_key is not None:
             keys.append(self.keys.idempotency(idempotency_key))
+            releasable.append(keys[-1])
+        message = ""
+        if outbox is not None:
+            queue_key, message = outbox(session.id)
+            keys.append(queue_key)
         args: list[str | int | float] = [
             session.id,
             repr(now),
             self.idempotency_ttl_s,
             entry.model_dump_json(),
+            "1" if idempotency_key is not None else "0",
+            message,
         ]
         for name, value in session_to_hash(session).items():
             args += [name, value]
@@ -287,7 +299,7 @@ class SessionStore:
                 # The key names a session that is gone (evicted or deleted by hand): release
                 # the key unless someone has taken it meanwhile, and try once more.
                 with redis_errors(self._redis):
-                    self._scripts.compare_and_delete(keys=keys[2:3] + keys[5:], args=[existing_id])
+                    self._scripts.compare_and_delete(keys=releasable, args=[existing_id])
                 continue
             if outcome == "idempotent" and (existing.identity, existing.mode) != (
                 session.identity,

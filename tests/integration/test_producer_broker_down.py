@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 
 from orchestrator.producer import Recorder
@@ -28,3 +31,19 @@ def test_start_and_stop_stored_but_not_queued_say_so(store: SessionStore) -> Non
     with pytest.raises(StateUnavailableError):
         recorder.stop(session.id)
     assert store.get_or_raise(session.id).desired == Desired.STOPPED, "the stop request is kept"
+
+
+def test_a_start_is_queued_by_the_create_script_exactly_when_created(
+    store: SessionStore,
+) -> None:
+    db = store.redis.connection_pool.connection_kwargs["db"]
+    settings = Settings(redis_url=f"redis://127.0.0.1:6379/{db}", redis_prefix=store.keys.prefix)
+    recorder = Recorder(settings, store=store)
+    queue = f"{store.keys.prefix}:celery:krtc"
+    first = recorder.start(start_body("outbox"))
+    again = recorder.start(start_body("outbox"))
+    assert again.id == first.id
+    assert store.redis.llen(queue) == 1, "one message, pushed with the session"
+    message = json.loads(store.redis.lindex(queue, 0))
+    assert message["headers"]["task"] == "krtc.start"
+    assert json.loads(base64.b64decode(message["body"]))[0] == [first.id]
