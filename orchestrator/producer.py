@@ -30,6 +30,7 @@ from orchestrator.errors import OrchestratorError, StateError
 from orchestrator.krtc.enums import Action, Mode, StorageVendor
 from orchestrator.krtc.models import StartRequest
 from orchestrator.krtc.validation import FieldError, RequestValidationError, parse_request
+from orchestrator.metrics.skew import SkewReporter, process_name
 from orchestrator.outbox import celery_message
 from orchestrator.queues import send_task
 from orchestrator.settings import Settings, load_settings
@@ -38,6 +39,7 @@ from orchestrator.state import (
     DeadLetter,
     DeadLetterStore,
     Phase,
+    RedisClock,
     Session,
     SessionStore,
     Source,
@@ -106,6 +108,21 @@ class Recorder:
         #: Whether starts are queued by the store's create script (the broker is the store's
         #: Redis, as with the default configuration).
         self._outbox = _same_redis(self.store, str(celery.conf.broker_url))
+        clock = self.store.clock
+        if isinstance(clock, RedisClock):
+            # Times come from Redis; this host's clock is still checked, and a skew reported.
+            SkewReporter(
+                self.store.redis,
+                self.store.keys,
+                clock,
+                process_name("producer"),
+                alert=self._alert,
+            ).install()
+
+    def _alert(self, kind: str, subject: str, reason: str) -> None:
+        from orchestrator.alerts import Alerter
+
+        Alerter.from_settings(self.settings, self.store).hook(kind, subject, reason)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Recorder:

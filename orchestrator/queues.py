@@ -33,6 +33,7 @@ TASK_QUEUES = {
     "krtc.update": START_QUEUE,
     "krtc.update_layout": START_QUEUE,
     "krtc.stop": STOP_QUEUE,
+    "krtc.stop_stray": STOP_QUEUE,
     "krtc.reconcile": RECONCILE_QUEUE,
     "krtc.reconcile_batch": RECONCILE_QUEUE,
     "krtc.schedule_tick": SCHEDULE_QUEUE,

@@ -96,18 +96,20 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_send_task_events": True,
         "task_send_sent_event": True,
         "worker_hijack_root_logger": False,
+        # No ``expires`` on beat's tasks: Celery sets it from the beat's clock and checks it
+        # against the worker's, so a beat a second behind its workers had every tick discarded
+        # as revoked. A stale tick costs little instead: a reconcile round begins only if the
+        # last one began most of an interval ago (Redis decides: reconcile/rounds.py), and a
+        # schedule tick that finds nothing due claims nothing.
         "beat_schedule": {
             "krtc-reconcile": {
                 "task": "krtc.reconcile",
                 "schedule": settings.reconcile_interval,
-                # A tick not run within its interval is stale: the next one replaces it.
-                "options": {"expires": settings.reconcile_interval},
             },
             # Scheduled recordings are due in Redis, never as ETA tasks; this tick claims them.
             "krtc-schedule-tick": {
                 "task": "krtc.schedule_tick",
                 "schedule": settings.schedule_tick_interval,
-                "options": {"expires": settings.schedule_tick_interval},
             },
         },
     }

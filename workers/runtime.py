@@ -11,7 +11,7 @@ import threading
 
 from celery import Celery
 
-from orchestrator.jobs.context import JobContext
+from orchestrator.jobs.context import JobContext, watch_skew
 from orchestrator.queues import send_task
 from orchestrator.settings import Settings, load_settings
 
@@ -30,6 +30,7 @@ def context(settings: Settings | None = None, app: Celery | None = None) -> JobC
     with _lock:
         if _context is None:
             _context = JobContext.from_settings(settings or load_settings())
+            watch_skew(_context, "worker")
         if app is not None and _context.enqueue is None:
             _context.enqueue = functools.partial(send_task, app)
         return _context

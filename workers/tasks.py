@@ -7,6 +7,7 @@ task               arguments                   job
 ``krtc.stop``      session id                  :func:`orchestrator.jobs.run_stop`
 ``krtc.update``    session id, clientRequest   :func:`orchestrator.jobs.run_update`
 ``krtc.update_layout``  session id, clientRequest   (the same, for update-layout)
+``krtc.stop_stray``  session id, reference      :func:`orchestrator.jobs.run_stop_stray`
 =================  ==========================  ===============================================
 
 Arguments never hold a secret: sessions and storage profiles are loaded by the worker. A job's
@@ -25,7 +26,15 @@ from celery import Celery, Task
 from celery.exceptions import Reject
 from celery.signals import worker_shutdown
 
-from orchestrator.jobs import JobContext, JobFailedError, Retry, run_start, run_stop, run_update
+from orchestrator.jobs import (
+    JobContext,
+    JobFailedError,
+    Retry,
+    run_start,
+    run_stop,
+    run_stop_stray,
+    run_update,
+)
 from orchestrator.reconcile.runner import fan_out, run_batch
 from workers import failures, redelivery, runtime, wakeup
 from workers.delivery import MAX_DELIVERIES, DeliveryCounter
@@ -40,6 +49,7 @@ TASK_ACTIONS = {
     "krtc.stop": "stop",
     "krtc.update": "update",
     "krtc.update_layout": "update-layout",
+    "krtc.stop_stray": "stop",
 }
 TASK_NAMES = tuple(TASK_ACTIONS)
 
@@ -100,7 +110,12 @@ def register(app: Celery) -> None:
     def update_layout(self: Task, session_id: str, client_request: dict[str, Any]) -> str:
         return _run(self, lambda ctx: run_update(ctx, session_id, "update-layout", client_request))
 
+    def stop_stray(self: Task, session_id: str, reference: dict[str, Any]) -> str:
+        attempt = int(self.request.retries or 0) + 1
+        return _run(self, lambda ctx: run_stop_stray(ctx, session_id, reference, attempt))
+
     for name, function in (
+        ("krtc.stop_stray", stop_stray),
         ("krtc.start", start),
         ("krtc.stop", stop),
         ("krtc.update", update),

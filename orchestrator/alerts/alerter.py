@@ -140,6 +140,8 @@ class Alerter:
             ConfigError: a webhook URL is not http(s).
         """
         sinks = sinks_from_settings(settings)
+        # Reminders compare times written by other processes: the store's (Redis') clock.
+        options.setdefault("clock", store.clock)
         kept_out = [
             _secret(settings.secret_key),
             _secret(settings.alert_webhook_secret),

@@ -56,6 +56,13 @@ class AlertKind(StrEnum):
     MISSED = "missed"
     #: A scheduled recording could not be started (its channel was already recording...).
     SCHEDULE_FAILED = "schedule_failed"
+    #: A process's wall clock is more than 1 s off Redis' ``TIME`` (``id``: the process).
+    CLOCK_SKEW = "clock_skew"
+    #: A stop was accepted but the end (status 8) was not confirmed within its budget.
+    STOP_UNCONFIRMED = "stop_unconfirmed"
+    #: A start answer gave a sid for a session that was meanwhile finished, or is gone: the
+    #: recording it names is being stopped.
+    STRAY_RECORDING = "stray_recording"
 
     @property
     def severity(self) -> Severity:
@@ -79,6 +86,9 @@ SEVERITY_OF: dict[AlertKind, Severity] = {
     AlertKind.DEAD_LETTER: Severity.WARNING,
     AlertKind.MISSED: Severity.CRITICAL,
     AlertKind.SCHEDULE_FAILED: Severity.CRITICAL,
+    AlertKind.CLOCK_SKEW: Severity.WARNING,
+    AlertKind.STOP_UNCONFIRMED: Severity.CRITICAL,
+    AlertKind.STRAY_RECORDING: Severity.WARNING,
 }
 
 _TITLES = {
@@ -91,6 +101,9 @@ _TITLES = {
     AlertKind.DEAD_LETTER: "job dead-lettered",
     AlertKind.MISSED: "scheduled recording missed",
     AlertKind.SCHEDULE_FAILED: "scheduled recording could not start",
+    AlertKind.CLOCK_SKEW: "clock skew against Redis",
+    AlertKind.STOP_UNCONFIRMED: "stop not confirmed",
+    AlertKind.STRAY_RECORDING: "stray recording stopped",
 }
 
 

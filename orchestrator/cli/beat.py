@@ -35,4 +35,9 @@ def beat(loglevel: str, schedule_file: Path | None) -> None:
     except OrchestratorError as exc:
         fail(exc)
     path = schedule_file or Path(tempfile.gettempdir()) / f"krtc-beat-{settings.redis_prefix}"
+    # Beat decides no time itself (due times and round spacing are Redis'), but its host's
+    # clock is checked against Redis like every other process's.
+    from orchestrator.jobs.context import JobContext, watch_skew
+
+    watch_skew(JobContext.from_settings(settings), "beat", thread=True)
     app.Beat(loglevel=loglevel, schedule=str(path), quiet=True).run()

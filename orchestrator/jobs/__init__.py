@@ -8,6 +8,7 @@ onto Celery.
 from orchestrator.jobs.context import JobContext, JobFailedError, Retry
 from orchestrator.jobs.start import run_start
 from orchestrator.jobs.stop import run_stop
+from orchestrator.jobs.stray import run_stop_stray
 from orchestrator.jobs.update import UPDATE_ACTIONS, run_update
 
 __all__ = [
@@ -17,5 +18,6 @@ __all__ = [
     "Retry",
     "run_start",
     "run_stop",
+    "run_stop_stray",
     "run_update",
 ]

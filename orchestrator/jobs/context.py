@@ -15,9 +15,10 @@ from orchestrator.krtc.client import KrtcClient
 from orchestrator.krtc.errors import KrtcApiError
 from orchestrator.krtc.retry import RetryPolicy
 from orchestrator.metrics import MetricsRecorder
+from orchestrator.metrics.skew import SkewReporter, process_name
 from orchestrator.ratelimit import RateLimiter
 from orchestrator.settings import Settings
-from orchestrator.state import DeadLetterStore, Session, SessionStore
+from orchestrator.state import DeadLetterStore, RedisClock, Session, SessionStore
 from orchestrator.storage_profiles import StorageProfiles
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "error_record",
     "recording_ref",
     "SHORT_WAIT_S",
+    "watch_skew",
 ]
 
 #: Seconds between looks at a session whose sid is not known yet (a start still under way).
@@ -96,7 +98,8 @@ class JobContext:
         client: the API client (shared by every thread of the worker).
         profiles: the storage profiles.
         alert: called for conditions a person must see.
-        clock: unix time.
+        clock: unix time on the deployment's one clock (Redis' ``TIME``; see
+            :mod:`orchestrator.state.clock`).
         throttle: called with an appId before each API call; returns seconds to wait first
             (0 when the call may go now).
         enqueue: sends a task by name with its arguments, returns its id.
@@ -121,12 +124,15 @@ class JobContext:
         ctx = cls(
             settings=settings,
             store=store,
+            # One clock for every decision shared with other processes: Redis' (see
+            # orchestrator.state.clock); the store writes its times with the same one.
+            clock=store.clock,
             # Every API call is counted into Redis for `krtc-rec metrics` (cluster-wide).
             client=KrtcClient(
                 settings, observer=MetricsRecorder.from_settings(settings).observe_call
             ),
             profiles=StorageProfiles.from_setting(settings.storage_profiles),
-            dead_letters=DeadLetterStore(store.redis, keys=store.keys),
+            dead_letters=DeadLetterStore(store.redis, keys=store.keys, clock=store.clock),
         )
         if settings.rate_limit_per_app > 0:
             limiter = RateLimiter.from_settings(settings, store.redis)
@@ -178,3 +184,16 @@ def recording_ref(session: Session) -> dict[str, Any]:
         "sid": session.sid,
         "mode": session.mode.value,
     }
+
+
+def watch_skew(ctx: JobContext, role: str, *, thread: bool = False) -> SkewReporter | None:
+    """Compare this process's clock with Redis now and at every later sync of the context's
+    clock (about once a minute while it is used; from a thread as well with ``thread``), and
+    report skew past 1 s (:mod:`orchestrator.metrics.skew`). ``None`` for an injected clock."""
+    clock = ctx.store.clock
+    if not isinstance(clock, RedisClock):
+        return None
+    reporter = SkewReporter(
+        ctx.store.redis, ctx.store.keys, clock, process_name(role), alert=ctx.alert
+    )
+    return reporter.watch() if thread else reporter.install()

@@ -3,21 +3,40 @@
 Idempotent: a redelivered or repeated start of a session that already has a sid does nothing.
 A 409 follows spec D12: the sid of the 409 body (or one already known) makes it a success;
 without a sid the session is ``orphaned`` and someone is alerted.
+
+Single flight: a run holds the session's start lease (a Redis key with an expiry on Redis'
+clock) while its call is in flight; another run of the same start (a redelivery, a re-queue by
+the reconciler or the scheduler, a message restored after the visibility timeout) waits for it
+instead of sending a second start.
+
+A sid that a start answer gives is never thrown away: it is logged first, then stored whatever
+the session did meanwhile (:meth:`SessionStore.adopt_sid`); when no unfinished session follows it
+(finished, gone, or holding another sid) the recording it names is stopped at once
+(``krtc.stop_stray``), and a stop requested meanwhile is queued.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import NoReturn
 
 from orchestrator.errors import ConfigError
-from orchestrator.jobs.context import JobContext, JobFailedError, Retry, error_record
+from orchestrator.jobs.context import (
+    SHORT_WAIT_S,
+    JobContext,
+    JobFailedError,
+    Retry,
+    error_record,
+)
 from orchestrator.krtc.errors import ConflictError, KrtcApiError
 from orchestrator.krtc.retry import delay_s, should_retry
 from orchestrator.krtc.validation import RequestValidationError
 from orchestrator.state import Desired, Phase, Session
+from orchestrator.state.results import AdoptOutcome
+from orchestrator.timing import longest_run_s
 
-__all__ = ["run_start"]
+__all__ = ["run_start", "adopt_sid"]
 
 log = logging.getLogger("orchestrator.jobs.start")
 
@@ -48,9 +67,20 @@ def run_start(ctx: JobContext, session_id: str) -> str:
             why="stop requested before the start was sent",
         )
         return "cancelled: a stop was requested before the start was sent"
+    token = uuid.uuid4().hex
+    if not ctx.store.take_start_lease(session_id, token, longest_run_s(ctx.settings)):
+        raise Retry(SHORT_WAIT_S, "another run of this start has its call in flight")
+    try:
+        return _send_start(ctx, session)
+    finally:
+        ctx.store.release_start_lease(session_id, token)
+
+
+def _send_start(ctx: JobContext, session: Session) -> str:
+    """Send the start while holding the lease; the session as read before taking it."""
     ctx.pace(session.app_id)
     moved = ctx.store.transition(
-        session_id,
+        session.id,
         identity=session.identity,
         to=Phase.STARTING,
         allowed_from=[Phase.PENDING, Phase.STARTING],
@@ -68,17 +98,32 @@ def run_start(ctx: JobContext, session_id: str) -> str:
         return _conflict(ctx, session, exc)
     except (KrtcApiError, RequestValidationError, ConfigError) as exc:
         _failed_attempt(ctx, session, exc, attempt)
-    ctx.store.transition(
-        session_id,
-        identity=session.identity,
-        to=Phase.RECORDING,
-        allowed_from=[Phase.STARTING],
-        sid=response.sid,
-        last_error=None,
-        why=f"started (attempt {attempt})",
-    )
-    log.info("session %s started: sid %s (attempt %d)", session_id, response.sid, attempt)
-    return f"recording: sid {response.sid}"
+    assert response.sid, "KrtcClient.start refuses an answer without a sid"
+    return adopt_sid(ctx, session, response.sid, f"started (attempt {attempt})")
+
+
+def adopt_sid(ctx: JobContext, session: Session, sid: str, why: str) -> str:
+    """Keep the sid a start answer gave, and stop what no session follows; the outcome line."""
+    # Logged before Redis is touched: if the store fails now, the sid is still on record.
+    log.info("session %s: the start answer names sid %s (%s)", session.id, sid, why)
+    result = ctx.store.adopt_sid(session.id, sid, why=why, identity=session.identity)
+    if result.is_stray:
+        where = "is gone" if result.session is None else f"is {result.session.phase.value}"
+        if result.outcome == AdoptOutcome.OTHER and result.session is not None:
+            where = f"records with sid {result.session.sid} already"
+        reason = f"the start answer named sid {sid} but the session {where}: stopping it"
+        ctx.send("krtc.stop_stray", [session.id, {**_reference(session), "sid": sid}])
+        ctx.alert("stray_recording", session.id, reason)
+        log.warning("session %s: %s", session.id, reason)
+        return f"stray: sid {sid} ({where}); its stop is queued"
+    if result.outcome == AdoptOutcome.MUST_STOP:
+        ctx.send("krtc.stop", [session.id])
+        return f"recording: sid {sid}; a stop was requested meanwhile and is queued"
+    return f"recording: sid {sid}"
+
+
+def _reference(session: Session) -> dict[str, str]:
+    return {"appId": session.app_id, "cname": session.cname, "mode": session.mode.value}
 
 
 def _maybe_sent(session: Session) -> bool:
@@ -92,16 +137,8 @@ def _maybe_sent(session: Session) -> bool:
 def _conflict(ctx: JobContext, session: Session, exc: ConflictError) -> str:
     sid = exc.sid or session.sid
     if sid:
-        ctx.store.transition(
-            session.id,
-            identity=session.identity,
-            to=Phase.RECORDING,
-            allowed_from=[Phase.STARTING],
-            sid=sid,
-            last_error=None,
-            why="409: already recording; sid taken from the answer (spec D12)",
-        )
-        return f"recording: sid {sid} (409, already running)"
+        why = "409: already recording; sid taken from the answer (spec D12)"
+        return adopt_sid(ctx, session, sid, why) + " (409, already running)"
     now = ctx.clock()
     ctx.store.transition(
         session.id,

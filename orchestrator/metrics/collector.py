@@ -10,6 +10,7 @@ metric                              type       labels          from
 ``krtc_dlq_size``                   gauge                      the dead letters waiting
 ``krtc_reconcile_round_seconds``    histogram                  rounds closed by the RoundGate
 ``krtc_schedule_lag_seconds``       histogram                  :func:`record_schedule_lag`
+``krtc_clock_skew_seconds``         gauge      process         :mod:`orchestrator.metrics.skew`
 ==================================  =========  ==============  ==================================
 
 Every known label value is exported, with 0 when nothing happened yet, so that ``rate()`` and
@@ -40,6 +41,7 @@ from orchestrator.metrics.histograms import (
     HistogramSpec,
 )
 from orchestrator.metrics.recorder import OUTCOMES
+from orchestrator.metrics.skew import read_skews
 from orchestrator.state import DeadLetterStore, Keys, Phase, SessionStore
 from orchestrator.state.backend import redis_errors
 from orchestrator.state.codec import text
@@ -110,6 +112,19 @@ class RedisCollector(Collector):
             SCHEDULE_LAG_SECONDS,
             hashes[self.keys.metrics_schedule_lag()],
         )
+        yield self._skews()
+
+    def _skews(self) -> GaugeMetricFamily:
+        with redis_errors(self._redis):
+            skews = read_skews(self._redis, self.keys, self._store.clock())
+        family = GaugeMetricFamily(
+            "krtc_clock_skew_seconds",
+            "Each process's wall clock minus Redis' TIME, at its last comparison (seconds).",
+            labels=["process"],
+        )
+        for process, skew in sorted(skews.items()):
+            family.add_metric([process], skew)
+        return family
 
     def _read_hashes(self) -> dict[str, dict[str, str]]:
         names = [

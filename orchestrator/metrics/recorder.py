@@ -13,7 +13,7 @@ was due at ``due_at``::
 
     from orchestrator.metrics import record_schedule_lag
 
-    record_schedule_lag(store.redis, store.keys, max(0.0, time.time() - due_at))
+    record_schedule_lag(store.redis, store.keys, max(0.0, store.clock() - due_at))
 """
 
 from __future__ import annotations

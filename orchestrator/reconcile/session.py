@@ -244,7 +244,10 @@ def _check_max_duration(ctx: JobContext, session: Session, now: float, outcome: 
     limit = session.max_duration_s or ctx.settings.max_duration
     if limit is None or session.desired != Desired.RECORDING:
         return
-    if now - session.created_at < limit:
+    # Counted from the start's answer (the recording runs since at least then), on Redis'
+    # clock like ``now``: never stopped before it has run that long, whatever the hosts' clocks.
+    since = session.started_at or session.created_at
+    if now - since < limit:
         return
     result = ctx.store.request_stop(
         session.id, why=f"max duration of {limit}s reached", source=Source.POLL

@@ -18,7 +18,6 @@ finds it due (:mod:`orchestrator.schedule.dispatch`).
 from __future__ import annotations
 
 import builtins
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -74,7 +73,7 @@ class Scheduler:
     Args:
         settings: the configuration (``REDIS_URL``, ``KRTC_REDIS_PREFIX``).
         store: the schedule store (default: on ``settings.redis_url``).
-        clock: unix time (injectable for tests).
+        clock: unix time (injectable for tests); by default the store's, Redis' own clock.
     """
 
     def __init__(
@@ -82,7 +81,7 @@ class Scheduler:
         settings: Settings,
         *,
         store: ScheduleStore | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.settings = settings
         if store is None:
@@ -91,7 +90,7 @@ class Scheduler:
             client = Redis.from_url(settings.redis_url, decode_responses=True)
             store = ScheduleStore(client, prefix=settings.redis_prefix, clock=clock)
         self.store = store
-        self._clock = clock
+        self._clock = store.clock if clock is None else clock
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Scheduler:

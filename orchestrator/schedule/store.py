@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import builtins
 import json
-import time
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
@@ -21,6 +20,7 @@ from orchestrator.schedule.errors import ScheduleNotFoundError
 from orchestrator.schedule.model import Occurrence, Outcome, Schedule, ScheduleState
 from orchestrator.schedule.scripts import ScheduleScripts
 from orchestrator.state.backend import redis_errors
+from orchestrator.state.clock import RedisClock
 from orchestrator.state.codec import text
 from orchestrator.state.keys import DEFAULT_PREFIX, Keys
 
@@ -66,7 +66,9 @@ class ScheduleStore:
     Args:
         redis: the client (``decode_responses=True`` or not).
         prefix: the key prefix (setting ``redis_prefix``).
-        clock: unix time (injectable for tests).
+        clock: unix time (injectable for tests); by default Redis' own clock
+            (:class:`~orchestrator.state.RedisClock`): due times and leases are compared by
+            every beat and worker, so no host's wall clock may decide.
     """
 
     def __init__(
@@ -74,12 +76,17 @@ class ScheduleStore:
         redis: Redis,
         *,
         prefix: str = DEFAULT_PREFIX,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.keys = Keys(prefix)
         self._redis = redis
-        self._clock = clock
+        self._clock: Callable[[], float] = clock if clock is not None else RedisClock(redis)
         self._scripts = ScheduleScripts.register(redis)
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The store's clock."""
+        return self._clock
 
     @property
     def redis(self) -> Redis:

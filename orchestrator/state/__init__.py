@@ -1,5 +1,6 @@
 """Durable state in Redis: recording sessions (with their history) and dead letters."""
 
+from orchestrator.state.clock import RedisClock, redis_time
 from orchestrator.state.dead_letters import DeadLetter, DeadLetterStore
 from orchestrator.state.errors import (
     CorruptSessionError,
@@ -29,6 +30,7 @@ __all__ = [
     "IdempotencyKeyReusedError",
     "Keys",
     "Phase",
+    "RedisClock",
     "Session",
     "SessionNotFoundError",
     "SessionStore",
@@ -38,4 +40,5 @@ __all__ = [
     "StopOutcome",
     "StopRequestResult",
     "TransitionResult",
+    "redis_time",
 ]

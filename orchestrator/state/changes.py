@@ -13,7 +13,14 @@ from typing import Any
 from orchestrator.state.codec import encode_value, text
 from orchestrator.state.session import Desired, Phase, Source
 
-__all__ = ["MUTABLE_FIELDS", "describe_changes", "transition_args", "stop_args", "hash_pairs"]
+__all__ = [
+    "MUTABLE_FIELDS",
+    "describe_changes",
+    "transition_args",
+    "stop_args",
+    "adopt_args",
+    "hash_pairs",
+]
 
 #: The fields :meth:`SessionStore.transition` may set (besides ``phase``).
 MUTABLE_FIELDS = frozenset({"sid", "desired", "last_status", "files", "last_error", "restarted_to"})
@@ -94,6 +101,26 @@ def stop_args(*, now: float, source: Source, why: str, history_limit: int, reten
             "pending": Phase.PENDING.value,
             "stopped": Phase.STOPPED.value,
             "desired": Desired.STOPPED.value,
+            "limit": history_limit,
+            "retention": retention_s,
+            "finished": _FINISHED,
+        }
+    )
+
+
+def adopt_args(
+    *, sid: str, now: float, source: Source, why: str, history_limit: int, retention_s: int
+) -> str:
+    """The JSON argument of the ADOPT_SID script."""
+    return json.dumps(
+        {
+            "sid": sid,
+            "now": repr(now),
+            "at": now,
+            "why": why,
+            "source": Source(source).value,
+            "recording": Phase.RECORDING.value,
+            "stopped": Desired.STOPPED.value,
             "limit": history_limit,
             "retention": retention_s,
             "finished": _FINISHED,

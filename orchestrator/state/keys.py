@@ -178,6 +178,14 @@ class Keys:
         """The histogram hash of schedule lags (dispatch time minus due time)."""
         return f"{self.prefix}:metrics:schedule:lag"
 
+    def metrics_clock_skew(self) -> str:
+        """The hash of clock skews by process (JSON ``{skew_s, at}``; at: Redis time)."""
+        return f"{self.prefix}:metrics:clock:skew"
+
+    def start_lease(self, session_id: str) -> str:
+        """The lease of the run of a session's start that has a call in flight."""
+        return f"{self.prefix}:session:{_part(session_id)}:start-lease"
+
     def pattern(self) -> str:
         """A ``SCAN MATCH`` pattern for every key under the prefix (glob characters escaped)."""
         return _GLOB_SPECIAL.sub(r"\\\1", self.prefix) + ":*"

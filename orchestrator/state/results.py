@@ -8,7 +8,14 @@ from typing import NamedTuple
 
 from orchestrator.state.session import Phase, Session
 
-__all__ = ["CreateResult", "TransitionResult", "StopOutcome", "StopRequestResult"]
+__all__ = [
+    "CreateResult",
+    "TransitionResult",
+    "StopOutcome",
+    "StopRequestResult",
+    "AdoptOutcome",
+    "AdoptResult",
+]
 
 
 class CreateResult(NamedTuple):
@@ -82,3 +89,40 @@ class StopRequestResult:
             self.outcome in (StopOutcome.REQUESTED, StopOutcome.ALREADY_REQUESTED)
             and not self.session.is_finished
         )
+
+
+class AdoptOutcome(StrEnum):
+    """What :meth:`SessionStore.adopt_sid` did with the sid of a start answer."""
+
+    #: No such session (lost): the recording the sid names must be stopped.
+    MISSING = "missing"
+    #: The session already had this sid.
+    SAME = "same"
+    #: The session has another sid: this one names a duplicate recording, to be stopped.
+    OTHER = "other"
+    #: The session is finished (sid stored if it had none): the recording must be stopped.
+    FINISHED = "finished"
+    #: The session is now recording with this sid.
+    RECORDING = "recording"
+    #: As ``RECORDING``, but its stop was requested meanwhile: a stop must be queued.
+    MUST_STOP = "must_stop"
+
+
+@dataclass(frozen=True)
+class AdoptResult:
+    """The outcome of :meth:`SessionStore.adopt_sid`.
+
+    Attributes:
+        outcome: what was done.
+        found: the phase the session was in before (``None`` when it is missing).
+        session: the session as it is now (``None`` when it is missing).
+    """
+
+    outcome: AdoptOutcome
+    found: Phase | None
+    session: Session | None
+
+    @property
+    def is_stray(self) -> bool:
+        """Whether the sid names a recording no unfinished session follows: stop it now."""
+        return self.outcome in (AdoptOutcome.MISSING, AdoptOutcome.OTHER, AdoptOutcome.FINISHED)

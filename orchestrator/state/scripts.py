@@ -20,6 +20,8 @@ __all__ = [
     "CREATE",
     "TRANSITION",
     "REQUEST_STOP",
+    "ADOPT_SID",
+    "LEASE",
     "RECORD_ATTEMPT",
     "COMPARE_AND_DELETE",
     "Scripts",
@@ -207,6 +209,74 @@ return {'requested', found, redis.call('HGETALL', KEYS[1])}
 """
 )
 
+#: Store the sid a start answer gave, whatever the session did meanwhile (never lose a sid).
+ADOPT_SID = (
+    _HELPERS
+    + """
+-- KEYS[1] session hash        KEYS[2] history list        KEYS[3] active set
+-- KEYS[4] identity            (unused: kept for the helpers' layout)
+-- ARGV[1] session id
+-- ARGV[2] JSON {
+--   sid: the sid of the answer, now: updated_at value, at, why, source,
+--   recording: the phase to move an unfinished session to, stopped: the desired value that
+--   means "stop it", limit, retention, finished: as for TRANSITION }
+-- Returns {outcome, phase found, HGETALL after}; outcome is
+--   'missing'   no session (the caller stops the recording the sid names);
+--   'same'      the session already has this sid: nothing changed;
+--   'other'     it has another sid: nothing changed (the caller stops this one, a duplicate);
+--   'finished'  it is finished: the sid is stored if it had none (the caller stops it);
+--   'recording' it had no sid: it is now recording with this one (from pending, starting or
+--               orphaned), and its desired state is recording;
+--   'must_stop' as 'recording', but a stop was requested meanwhile (the caller queues it).
+local p = cjson.decode(ARGV[2])
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing', '', {}} end
+local state = redis.call('HMGET', KEYS[1], 'phase', 'desired', 'sid')
+local found, desired, current = state[1], state[2], state[3]
+if current == p.sid then return {'same', found, redis.call('HGETALL', KEYS[1])} end
+local entry = {at = p.at, why = p.why, source = p.source}
+if member(p.finished, found) then
+  if not current or current == '' then
+    redis.call('HSET', KEYS[1], 'sid', p.sid, 'updated_at', p.now)
+    entry.what = 'set sid ' .. p.sid .. ' (the session had finished: stopping that recording)'
+  else
+    entry.what = 'start answer named sid ' .. p.sid .. ' after the end: stopping it'
+  end
+  push_history(entry, p.limit)
+  keep_history_expiry()
+  return {'finished', found, redis.call('HGETALL', KEYS[1])}
+end
+if current and current ~= '' then
+  entry.what = 'start answer named another sid ' .. p.sid .. ': stopping it (a duplicate)'
+  push_history(entry, p.limit)
+  return {'other', found, redis.call('HGETALL', KEYS[1])}
+end
+redis.call('HSET', KEYS[1], 'sid', p.sid, 'phase', p.recording, 'phase_since', p.now,
+  'started_at', p.now, 'updated_at', p.now)
+redis.call('HDEL', KEYS[1], 'last_error')
+local change = 'set sid'
+if found ~= p.recording then change = 'phase ' .. found .. ' -> ' .. p.recording .. '; set sid' end
+entry.what = change
+push_history(entry, p.limit)
+if desired == p.stopped then return {'must_stop', found, redis.call('HGETALL', KEYS[1])} end
+return {'recording', found, redis.call('HGETALL', KEYS[1])}
+"""
+)
+
+#: Take or release the single-flight lease of a session's start (a token with a PX expiry).
+LEASE = """
+-- KEYS[1] the lease key
+-- ARGV[1] 'take' or 'release', ARGV[2] the token, ARGV[3] lease ms (take)
+-- Returns 1 when taken (or already ours) / released, 0 when someone else holds it.
+local holder = redis.call('GET', KEYS[1])
+if ARGV[1] == 'take' then
+  if holder and holder ~= ARGV[2] then return 0 end
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+if holder == ARGV[2] then redis.call('DEL', KEYS[1]); return 1 end
+return 0
+"""
+
 #: Count one attempt of an action, without creating a stray hash for a missing session.
 RECORD_ATTEMPT = """
 -- KEYS[1] session hash
@@ -240,6 +310,8 @@ class Scripts:
     create: Script
     transition: Script
     request_stop: Script
+    adopt_sid: Script
+    lease: Script
     record_attempt: Script
     compare_and_delete: Script
 
@@ -250,6 +322,8 @@ class Scripts:
             create=client.register_script(CREATE),
             transition=client.register_script(TRANSITION),
             request_stop=client.register_script(REQUEST_STOP),
+            adopt_sid=client.register_script(ADOPT_SID),
+            lease=client.register_script(LEASE),
             record_attempt=client.register_script(RECORD_ATTEMPT),
             compare_and_delete=client.register_script(COMPARE_AND_DELETE),
         )

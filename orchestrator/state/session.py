@@ -120,6 +120,8 @@ class Session(BaseModel):
         created_at: creation time, unix seconds.
         updated_at: time of the last change, unix seconds.
         phase_since: when the session entered its phase, unix seconds.
+        started_at: when a start answer gave the sid, unix seconds (the recording runs since
+            at least then; the max duration counts from it).
         idempotency_key: the key the producer created the session with, if any.
         max_duration_s: an upper bound on the recording's length, if any.
         request: the start request body, in wire form, without secrets.
@@ -150,6 +152,7 @@ class Session(BaseModel):
     created_at: float
     updated_at: float
     phase_since: float | None = None
+    started_at: float | None = None
     idempotency_key: str | None = None
     max_duration_s: int | None = None
     request: dict[str, Any] = Field(default_factory=dict)

@@ -13,7 +13,6 @@ lists) but cannot bring the session back.
 from __future__ import annotations
 
 import builtins
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import Enum
 from typing import Any, Final, cast
@@ -22,7 +21,14 @@ from redis import Redis
 
 from orchestrator.krtc.enums import Action, Mode
 from orchestrator.state.backend import redis_errors
-from orchestrator.state.changes import describe_changes, hash_pairs, stop_args, transition_args
+from orchestrator.state.changes import (
+    adopt_args,
+    describe_changes,
+    hash_pairs,
+    stop_args,
+    transition_args,
+)
+from orchestrator.state.clock import RedisClock
 from orchestrator.state.codec import (
     attempts_field,
     history_from_list,
@@ -38,6 +44,8 @@ from orchestrator.state.errors import (
 from orchestrator.state.ids import new_session_id
 from orchestrator.state.keys import DEFAULT_PREFIX, Keys
 from orchestrator.state.results import (
+    AdoptOutcome,
+    AdoptResult,
     CreateResult,
     StopOutcome,
     StopRequestResult,
@@ -96,7 +104,8 @@ class SessionStore:
         retention_s: seconds a finished session is kept.
         idempotency_ttl_s: seconds an idempotency key is remembered; at most ``retention_s``, so
             that a key never outlives the session it names.
-        clock: the time in unix seconds (injectable for tests).
+        clock: the time in unix seconds (injectable for tests); by default Redis' own clock
+            (:class:`RedisClock`), so that every process compares times on one clock.
 
     Raises:
         ValueError: a limit is not positive, or ``idempotency_ttl_s > retention_s``.
@@ -110,7 +119,7 @@ class SessionStore:
         history_limit: int = DEFAULT_HISTORY_LIMIT,
         retention_s: int = DEFAULT_RETENTION_S,
         idempotency_ttl_s: int = DEFAULT_IDEMPOTENCY_TTL_S,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         for name, value in (
             ("history_limit", history_limit),
@@ -129,7 +138,7 @@ class SessionStore:
         self.retention_s = retention_s
         self.idempotency_ttl_s = idempotency_ttl_s
         self._redis = redis
-        self._clock = clock
+        self._clock: Callable[[], float] = clock if clock is not None else RedisClock(redis)
         self._scripts = Scripts.register(redis)
 
     @classmethod
@@ -141,7 +150,7 @@ class SessionStore:
         history_limit: int = DEFAULT_HISTORY_LIMIT,
         retention_s: int = DEFAULT_RETENTION_S,
         idempotency_ttl_s: int = DEFAULT_IDEMPOTENCY_TTL_S,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
         **redis_options: Any,
     ) -> SessionStore:
         """A store on a new client for ``url`` (``redis://[:password@]host:port/db``).
@@ -160,6 +169,12 @@ class SessionStore:
             idempotency_ttl_s=idempotency_ttl_s,
             clock=clock,
         )
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The store's clock (Redis' time unless one was injected): share it, so that every
+        time the process writes or compares is on the deployment's one clock."""
+        return self._clock
 
     @property
     def redis(self) -> Redis:
@@ -541,6 +556,72 @@ class SessionStore:
             raise SessionNotFoundError(session_id)
         session = session_from_hash(session_id, hash_pairs(flat))
         return StopRequestResult(StopOutcome(text(outcome)), Phase(text(found)), session)
+
+    def adopt_sid(
+        self,
+        session_id: str,
+        sid: str,
+        *,
+        why: str,
+        identity: tuple[str, str, str] | None = None,
+        source: Source = Source.TASK,
+    ) -> AdoptResult:
+        """Store the sid of a start answer, whatever the session did meanwhile.
+
+        An unfinished session without a sid (pending, starting, or orphaned by a concurrent
+        409) moves to ``recording`` with it. A finished session keeps its phase but gets the
+        sid if it had none. The result says when the recording must be stopped: the session
+        is finished or gone, it already had another sid, or its stop was requested meanwhile.
+
+        Args:
+            session_id: the session.
+            sid: the sid the start answer gave.
+            why: for the history.
+            identity: the session's (appId, cname, uid) when the caller has it.
+            source: who is storing it.
+        """
+        args = adopt_args(
+            sid=sid,
+            now=self._clock(),
+            source=source,
+            why=why,
+            history_limit=self.history_limit,
+            retention_s=self.retention_s,
+        )
+        keys = [self.keys.session(session_id), self.keys.history(session_id), self.keys.active()]
+        if identity is not None:
+            keys.append(self.keys.identity(*identity))
+        with redis_errors(self._redis):
+            outcome, found, flat = self._scripts.adopt_sid(keys=keys, args=[session_id, args])
+        result = AdoptOutcome(text(outcome))
+        if result == AdoptOutcome.MISSING:
+            return AdoptResult(result, None, None)
+        session = session_from_hash(session_id, hash_pairs(flat))
+        return AdoptResult(result, Phase(text(found)), session)
+
+    def take_start_lease(self, session_id: str, token: str, lease_s: float) -> bool:
+        """Take the single-flight lease of the session's start for ``lease_s`` seconds.
+
+        While one run of a start holds it (its call is in flight), no other run sends a start.
+        It expires on Redis' clock, so a run whose worker died frees it after ``lease_s``.
+
+        Returns:
+            Whether ``token`` holds it now (taken, or renewed by its holder).
+        """
+        with redis_errors(self._redis):
+            taken = self._scripts.lease(
+                keys=[self.keys.start_lease(session_id)],
+                args=["take", token, max(1, int(lease_s * 1000))],
+            )
+        return bool(int(taken))
+
+    def release_start_lease(self, session_id: str, token: str) -> bool:
+        """Release the lease if ``token`` still holds it (never someone else's)."""
+        with redis_errors(self._redis):
+            released = self._scripts.lease(
+                keys=[self.keys.start_lease(session_id)], args=["release", token, 0]
+            )
+        return bool(int(released))
 
     def record_attempt(self, session_id: str, action: Action | str) -> int:
         """Count one call of ``action`` for the session and return the count so far.

@@ -160,17 +160,17 @@ def queue_stack(
         ),
         encoding="utf-8",
     )
-    settings = sandbox.settings(
-        redis_url=redis_url,
-        redis_prefix=key_prefix,
-        connect_timeout_s=1.0,
-        read_timeout_s=1.0,
-        visibility_timeout=15,
-        retry_backoff_base=0.05,
-        retry_backoff_max=0.3,
-        storage_profiles=str(profiles),
-        **stack_overrides,
-    )
+    options: dict[str, Any] = {
+        "redis_url": redis_url,
+        "redis_prefix": key_prefix,
+        "connect_timeout_s": 1.0,
+        "read_timeout_s": 1.0,
+        "visibility_timeout": 15,
+        "retry_backoff_base": 0.05,
+        "retry_backoff_max": 0.3,
+        "storage_profiles": str(profiles),
+    }
+    settings = sandbox.settings(**{**options, **stack_overrides})
     stack = QueueStack(
         sandbox=sandbox,
         settings=settings,
