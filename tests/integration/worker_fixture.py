@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,12 +100,18 @@ class QueueStack:
     tmp_path: Path
     workers: list[WorkerProcess] = field(default_factory=list)
 
-    def start_worker(self, *args: str, **env: str) -> WorkerProcess:
-        """Start ``krtc-rec worker`` and wait until it consumes."""
+    def start_worker(self, *args: str, wrapper: Sequence[str] = (), **env: str) -> WorkerProcess:
+        """Start ``krtc-rec worker`` and wait until it consumes.
+
+        Args:
+            args: more ``krtc-rec worker`` options.
+            wrapper: a command to run it under (``["faketime", "-f", "+3s"]``).
+            env: more environment variables.
+        """
         log_path = self.tmp_path / f"worker-{len(self.workers)}.log"
         log_file = log_path.open("wb")
         process = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator.cli", "worker", "-c", "8", *args],
+            [*wrapper, sys.executable, "-m", "orchestrator.cli", "worker", "-c", "8", *args],
             env={**os.environ, **self.env, **env},
             stdout=log_file,
             stderr=subprocess.STDOUT,
