@@ -98,9 +98,9 @@ class Result:
 
 def _queues() -> list[str]:
     try:
-        from orchestrator.queues import QUEUES  # type: ignore[import-not-found,unused-ignore]
+        from orchestrator.tasking.queues import QUEUES  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
-        from workers.config import QUEUES  # type: ignore[attr-defined,no-redef,unused-ignore]
+        from orchestrator.tasking.config import QUEUES  # type: ignore[attr-defined,no-redef,unused-ignore]
     return list(QUEUES)
 
 

@@ -53,12 +53,12 @@ from bench import _support as support  # noqa: E402
 from orchestrator.jobs.context import JobContext  # noqa: E402
 from orchestrator.krtc.client import KrtcClient  # noqa: E402
 from orchestrator.krtc.enums import Mode  # noqa: E402
-from orchestrator.queues import send_task  # noqa: E402
 from orchestrator.reconcile.rounds import RoundGate, RoundSummary  # noqa: E402
 from orchestrator.reconcile.runner import run_once  # noqa: E402
 from orchestrator.settings import Settings  # noqa: E402
 from orchestrator.stack.local import ChildProcess  # noqa: E402
 from orchestrator.state import Phase, SessionStore, Source  # noqa: E402
+from orchestrator.tasking.queues import send_task  # noqa: E402
 from workers.app import create_app  # noqa: E402
 
 APP_ID = "bench-app"

@@ -24,15 +24,12 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from celery import Celery
-from kombu.exceptions import OperationalError as KombuOperationalError
 
 from orchestrator.errors import OrchestratorError, StateError
 from orchestrator.krtc.enums import Action, Mode, StorageVendor
 from orchestrator.krtc.models import StartRequest
 from orchestrator.krtc.validation import FieldError, RequestValidationError, parse_request
 from orchestrator.metrics.skew import SkewReporter, process_name
-from orchestrator.outbox import celery_message
-from orchestrator.queues import send_task
 from orchestrator.settings import Settings, load_settings
 from orchestrator.state import (
     CreateResult,
@@ -43,10 +40,12 @@ from orchestrator.state import (
     Session,
     SessionStore,
     Source,
-    StateUnavailableError,
 )
 from orchestrator.state.session import DEFAULT_MAX_RESTARTS
 from orchestrator.storage_profiles import PROFILE_KEY, profile_name
+from orchestrator.tasking.app import sending_app
+from orchestrator.tasking.starts import StartQueue
+from orchestrator.tasking.stops import stop_chain
 
 __all__ = [
     "Recorder",
@@ -101,13 +100,10 @@ class Recorder:
         )
         self.dead_letters = DeadLetterStore(self.store.redis, keys=self.store.keys)
         if celery is None:
-            from workers.app import create_app
-
-            celery = create_app(settings, with_tasks=False)
+            celery = sending_app(settings)
         self.celery = celery
-        #: Whether starts are queued by the store's create script (the broker is the store's
-        #: Redis, as with the default configuration).
-        self._outbox = _same_redis(self.store, str(celery.conf.broker_url))
+        #: Creates sessions and queues their starts (the one path; see tasking.starts).
+        self.starts = StartQueue(self.store, celery)
         clock = self.store.clock
         if isinstance(clock, RedisClock):
             # Times come from Redis; this host's clock is still checked, and a skew reported.
@@ -189,7 +185,7 @@ class Recorder:
             As :meth:`start`.
         """
         body = validated_start_body(request)
-        session, created = self.store.create(
+        return self.starts.create(
             app_id=body["appId"],
             cname=body["cname"],
             uid=body["uid"],
@@ -199,28 +195,24 @@ class Recorder:
             max_duration_s=max_duration_s,
             restart_on_failure=restart_on_failure,
             max_restarts=max_restarts,
-            outbox=self._start_message if self._outbox else None,
         )
-        if created and not self._outbox:
-            self._send("krtc.start", [session.id])
-        return CreateResult(session, created)
-
-    def _start_message(self, session_id: str) -> tuple[str, str]:
-        # The start is queued by the create script itself: one round trip, and queued if and
-        # only if the session was created.
-        message = celery_message(self.celery, "krtc.start", [session_id])
-        return message.key, message.payload
 
     def stop(self, session_id: str, *, why: str = "stop requested") -> Session:
         """Stop a recording: cancel it if its start was never sent, else queue a stop.
 
+        A session replaced by the restart policy (spec D14) passes the stop on to its
+        successor: ``stop(original_id)`` stops the recording that runs now.
+
+        Returns:
+            The session that was stopped: ``session_id``'s, or the live successor's (its
+            ``restarted_from`` names the one before it).
+
         Raises:
             SessionNotFoundError: there is no such session.
         """
-        result = self.store.request_stop(session_id, why=why, source=Source.PRODUCER)
-        if result.needs_stop_call:
-            self._send("krtc.stop", [session_id])
-        return result.session
+        return stop_chain(
+            self.store, self._send, session_id, why=why, source=Source.PRODUCER
+        ).session
 
     def update(self, session_id: str, client_request: Mapping[str, Any]) -> Session:
         """Queue new subscription lists (``clientRequest`` of spec §5)."""
@@ -308,15 +300,7 @@ class Recorder:
         return session
 
     def _send(self, task: str, args: builtins.list[Any]) -> str:
-        try:
-            return send_task(self.celery, task, args)
-        except KombuOperationalError as exc:
-            # The session (and a stop request) is stored already: the reconciler queues the
-            # job again once the broker is back, so nothing is lost; say so.
-            raise StateUnavailableError(
-                f"{task} for session {args[0]} is stored but could not be queued "
-                f"({type(exc).__name__}); the reconciler queues it again once Redis is back"
-            ) from None
+        return self.starts.send(task, args)
 
 
 class SessionFinishedError(StateError):
@@ -382,20 +366,3 @@ def validated_start_body(request: Mapping[str, Any]) -> dict[str, Any]:
     if name is not None:
         wire["clientRequest"]["storageConfig"] = {PROFILE_KEY: name}
     return wire
-
-
-def _same_redis(store: SessionStore, broker_url: str) -> bool:
-    """Whether the broker is the Redis server and database the store writes to."""
-    from redis.connection import parse_url
-
-    try:
-        broker = parse_url(broker_url)  # type: ignore[no-untyped-call]
-    except ValueError:
-        return False
-    ours = store.redis.connection_pool.connection_kwargs
-    return (
-        broker.get("host", "localhost") == ours.get("host", "localhost")
-        and int(broker.get("port", 6379)) == int(ours.get("port", 6379))
-        and int(broker.get("db", 0)) == int(ours.get("db", 0))
-        and broker.get("path") == ours.get("path")
-    )

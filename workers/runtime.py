@@ -12,8 +12,9 @@ import threading
 from celery import Celery
 
 from orchestrator.jobs.context import JobContext, watch_skew
-from orchestrator.queues import send_task
 from orchestrator.settings import Settings, load_settings
+from orchestrator.tasking.queues import send_task
+from orchestrator.tasking.starts import StartQueue
 
 __all__ = ["context", "install", "reset", "close"]
 
@@ -33,6 +34,7 @@ def context(settings: Settings | None = None, app: Celery | None = None) -> JobC
             watch_skew(_context, "worker")
         if app is not None and _context.enqueue is None:
             _context.enqueue = functools.partial(send_task, app)
+            _context.starts = StartQueue(_context.store, app)
         return _context
 
 

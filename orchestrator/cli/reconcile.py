@@ -30,12 +30,12 @@ def reconcile(once: bool, as_json: bool, concurrency: int) -> None:
     try:
         settings = load_settings()
         from orchestrator.jobs.context import JobContext
-        from orchestrator.queues import send_task
         from orchestrator.reconcile.runner import run_once
-        from workers.app import create_app
+        from orchestrator.tasking.app import sending_app
+        from orchestrator.tasking.queues import send_task
 
         ctx = JobContext.from_settings(settings)
-        ctx.enqueue = functools.partial(send_task, create_app(settings, with_tasks=False))
+        ctx.enqueue = functools.partial(send_task, sending_app(settings))
         try:
             outcomes, seconds = run_once(ctx, concurrency=concurrency)
         finally:

@@ -34,7 +34,7 @@ def worker(concurrency: int | None, pool: str, loglevel: str, hostname: str | No
     try:
         settings = load_settings()
         settings.credentials()
-        from orchestrator.queues import QUEUES
+        from orchestrator.tasking.queues import QUEUES
         from workers import runtime
         from workers.app import create_app
 

@@ -20,6 +20,7 @@ from orchestrator.ratelimit import RateLimiter
 from orchestrator.settings import Settings
 from orchestrator.state import DeadLetterStore, RedisClock, Session, SessionStore
 from orchestrator.storage_profiles import StorageProfiles
+from orchestrator.tasking.starts import StartQueue
 
 __all__ = [
     "Retry",
@@ -103,6 +104,8 @@ class JobContext:
         throttle: called with an appId before each API call; returns seconds to wait first
             (0 when the call may go now).
         enqueue: sends a task by name with its arguments, returns its id.
+        starts: creates sessions and queues their starts (the one path, with the outbox when
+            the worker's app is set; see :meth:`start_queue`).
         alerter: the alerter behind ``alert`` when built from settings (closed by :meth:`close`).
     """
 
@@ -116,6 +119,7 @@ class JobContext:
     clock: Callable[[], float] = time.time
     throttle: Callable[[str], float] = field(default=lambda app_id: 0.0)
     enqueue: Callable[[str, list[Any]], str] | None = None
+    starts: StartQueue | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobContext:
@@ -154,6 +158,12 @@ class JobContext:
         if self.enqueue is None:
             raise RuntimeError("this job context cannot queue tasks (no enqueue function set)")
         return self.enqueue(task, args)
+
+    def start_queue(self) -> StartQueue:
+        """Where sessions are created and their starts queued (the scheduler, restarts)."""
+        if self.starts is None:
+            self.starts = StartQueue(self.store, send=self.send)
+        return self.starts
 
     def pace(self, app_id: str) -> None:
         """Wait for the per-appId rate limit; a long wait becomes a :class:`Retry`."""

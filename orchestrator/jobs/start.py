@@ -34,7 +34,7 @@ from orchestrator.krtc.retry import delay_s, should_retry
 from orchestrator.krtc.validation import RequestValidationError
 from orchestrator.state import Desired, Phase, Session
 from orchestrator.state.results import AdoptOutcome
-from orchestrator.timing import longest_run_s
+from orchestrator.tasking.timing import longest_run_s
 
 __all__ = ["run_start", "adopt_sid"]
 

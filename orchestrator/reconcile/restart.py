@@ -8,7 +8,12 @@ the policy and counts the restarts of its chain (``restarts``), so a recording t
 failing is restarted at most ``max_restarts`` times in all.
 
 Only the reconciler that moved the session to ``failed`` restarts it (the move is a
-compare-and-set), so a status 20 seen by several pollers restarts once.
+compare-and-set), so a status 20 seen by several pollers restarts once. The restart itself is
+one script (the session-create script with ``restart_of``): it reads the failed session's state
+at that moment, so a stop requested meanwhile (even after the failure: ``request_stop`` records
+``desired`` on a finished session) means no restart, and it creates the successor, links both
+sessions and queues the start together. A stop of the original id follows the link
+(:func:`orchestrator.tasking.stops.stop_chain`).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from orchestrator.jobs.context import JobContext
-from orchestrator.state import Desired, Session, Source
+from orchestrator.state import Desired, RestartRefusedError, Session, Source
 
 if TYPE_CHECKING:
     from orchestrator.reconcile.session import Outcome
@@ -51,39 +56,42 @@ def restart_failed(ctx: JobContext, failed: Session, outcome: Outcome) -> str | 
         outcome.note(f"not restarted: {failed.restarts} of {failed.max_restarts} restarts made")
         return None
     number = failed.restarts + 1
-    created = ctx.store.create(
-        app_id=failed.app_id,
-        cname=failed.cname,
-        uid=failed.uid,
-        mode=failed.mode,
-        request=failed.request,
-        max_duration_s=failed.max_duration_s,
-        restarted_from=failed.id,
-        restart_on_failure=True,
-        max_restarts=failed.max_restarts,
-        restarts=number,
-        source=Source.POLL,
-        why=f"restart {number} of {failed.max_restarts}: session {failed.id} exited "
-        "abnormally (status 20)",
-    )
+    try:
+        # One atomic step: re-read the failed session (still failed, not restarted, still
+        # desired recording: a stop requested during the query means no restart), create the
+        # successor, link both, and queue its start.
+        created = ctx.start_queue().create(
+            app_id=failed.app_id,
+            cname=failed.cname,
+            uid=failed.uid,
+            mode=failed.mode,
+            request=failed.request,
+            max_duration_s=failed.max_duration_s,
+            restart_on_failure=True,
+            max_restarts=failed.max_restarts,
+            restarts=number,
+            source=Source.POLL,
+            why=f"restart {number} of {failed.max_restarts}: session {failed.id} exited "
+            "abnormally (status 20)",
+            restart_of=failed,
+        )
+    except RestartRefusedError as exc:
+        ctx.store.note(failed.id, "not restarted", source=Source.POLL, why=str(exc))
+        outcome.note(f"not restarted: {exc.why.replace('_', ' ')}")
+        return None
+    new = created.session
     if not created.created:
+        if new.restarted_from == failed.id:
+            return new.id  # restarted by an earlier run of this step
         # Someone started this channel again meanwhile: that recording stands.
         ctx.store.note(
             failed.id,
             "not restarted",
             source=Source.POLL,
-            why=f"session {created.session.id} already holds its (appId, cname, uid)",
+            why=f"session {new.id} already holds its (appId, cname, uid)",
         )
-        outcome.note(f"not restarted: session {created.session.id} holds the identity")
+        outcome.note(f"not restarted: session {new.id} holds the identity")
         return None
-    new_id = created.session.id
-    ctx.store.transition(
-        failed.id,
-        restarted_to=new_id,
-        why=f"restart policy: restarted as session {new_id} ({number} of {failed.max_restarts})",
-        source=Source.POLL,
-    )
-    task = ctx.send("krtc.start", [new_id])
-    log.info("session %s restarted as %s (start task %s)", failed.id, new_id, task)
-    outcome.note(f"restarted as session {new_id} ({number} of {failed.max_restarts})")
-    return new_id
+    log.info("session %s restarted as %s", failed.id, new.id)
+    outcome.note(f"restarted as session {new.id} ({number} of {failed.max_restarts})")
+    return new.id

@@ -34,7 +34,7 @@ from orchestrator.krtc.models.responses import QueryResponse
 from orchestrator.reconcile.mapping import RUNNING_STATUSES, phase_for_status
 from orchestrator.reconcile.restart import restart_failed
 from orchestrator.state import Desired, Phase, Session, Source
-from orchestrator.timing import hard_time_limit_s
+from orchestrator.tasking.timing import hard_time_limit_s
 
 __all__ = ["Outcome", "reconcile_session", "quiet_limit_s"]
 

@@ -33,6 +33,8 @@ from orchestrator.schedule.planner import plan_next
 from orchestrator.schedule.store import START, STOP, ScheduleStore
 from orchestrator.state import Phase, Session, SessionNotFoundError, SessionStore, Source
 from orchestrator.state.errors import StateUnavailableError
+from orchestrator.tasking.starts import StartQueue
+from orchestrator.tasking.stops import stop_chain
 
 __all__ = [
     "DEFAULT_LEASE_S",
@@ -49,8 +51,6 @@ DEFAULT_LEASE_S = 30.0
 DEFAULT_CLAIM_BATCH = 200
 #: Claimed members carried out at once by one tick (each is a few Redis round trips).
 DEFAULT_CONCURRENCY = 16
-#: Restarts followed from the occurrence's session to the one recording now.
-_MAX_RESTART_HOPS = 20
 
 log = logging.getLogger("orchestrator.schedule")
 
@@ -96,6 +96,8 @@ class Dispatcher:
         claim_batch: members claimed per script call.
         concurrency: members carried out at once.
         clock: unix time.
+        starts: where sessions are created and their starts queued (default: through
+            ``sessions`` and ``send``).
     """
 
     def __init__(
@@ -109,10 +111,12 @@ class Dispatcher:
         claim_batch: int = DEFAULT_CLAIM_BATCH,
         concurrency: int = DEFAULT_CONCURRENCY,
         clock: Callable[[], float] = time.time,
+        starts: StartQueue | None = None,
     ) -> None:
         self.schedules = schedules
         self.sessions = sessions
         self.send = send
+        self.starts = starts or StartQueue(sessions, send=send)
         self.alert = alert
         self.lease_s = lease_s
         self.claim_batch = claim_batch
@@ -210,7 +214,7 @@ class Dispatcher:
         """The occurrence's session, created unless a retried claim created it before."""
         body = schedule.template
         key = idempotency_key(occurrence.id)
-        session, created = self.sessions.create(
+        session, created = self.starts.create(
             app_id=body["appId"],
             cname=body["cname"],
             uid=body["uid"],
@@ -221,7 +225,6 @@ class Dispatcher:
             why=f"scheduled start of occurrence {occurrence.id}",
         )
         if created:
-            self.send("krtc.start", [session.id])
             return session, True
         if session.idempotency_key != key:
             return session, False
@@ -289,16 +292,9 @@ class Dispatcher:
 
     def _stop_chain(self, occurrence: Occurrence) -> None:
         """Stop the occurrence's session, or the session that restarted it, and so on."""
-        session_id: str | None = occurrence.session_id
+        assert occurrence.session_id is not None
         why = f"scheduled end of occurrence {occurrence.id}"
-        for _ in range(_MAX_RESTART_HOPS):
-            if session_id is None:
-                return
-            try:
-                result = self.sessions.request_stop(session_id, why=why, source=Source.PRODUCER)
-            except SessionNotFoundError:
-                log.warning("occurrence %s: session %s is gone", occurrence.id, session_id)
-                return
-            if result.needs_stop_call:
-                self.send("krtc.stop", [session_id])
-            session_id = result.session.restarted_to
+        try:
+            stop_chain(self.sessions, self.send, occurrence.session_id, why=why)
+        except SessionNotFoundError:
+            log.warning("occurrence %s: session %s is gone", occurrence.id, occurrence.session_id)

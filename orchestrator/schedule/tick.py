@@ -26,6 +26,7 @@ def dispatcher_for(ctx: JobContext) -> Dispatcher:
                 ctx.alert,
                 lease_s=ctx.settings.schedule_lease,
                 clock=ctx.clock,
+                starts=ctx.start_queue(),
             )
             _dispatchers[id(ctx)] = found
         return found

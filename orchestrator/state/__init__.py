@@ -5,6 +5,7 @@ from orchestrator.state.dead_letters import DeadLetter, DeadLetterStore
 from orchestrator.state.errors import (
     CorruptSessionError,
     IdempotencyKeyReusedError,
+    RestartRefusedError,
     SessionNotFoundError,
     StateBackendError,
     StateUnavailableError,
@@ -31,6 +32,7 @@ __all__ = [
     "Keys",
     "Phase",
     "RedisClock",
+    "RestartRefusedError",
     "Session",
     "SessionNotFoundError",
     "SessionStore",

@@ -7,6 +7,7 @@
         ├── SessionNotFoundError        no session with that id (never created, or expired)
         ├── IdempotencyKeyReusedError   an idempotency key came back with another identity
         ├── CorruptSessionError         a stored session cannot be decoded
+        ├── RestartRefusedError         a failed session may not be restarted (now)
         └── StateUnavailableError       Redis cannot be reached (connection refused, timeout)
             └── (the message names host:port, never a password)
 
@@ -24,6 +25,7 @@ __all__ = [
     "CorruptSessionError",
     "StateUnavailableError",
     "StateBackendError",
+    "RestartRefusedError",
 ]
 
 
@@ -80,3 +82,17 @@ class StateUnavailableError(StateError):
 
 class StateBackendError(StateError):
     """Redis answered with an error (for example a failed script or a key of the wrong type)."""
+
+
+class RestartRefusedError(StateError):
+    """A failed session may not be restarted: its stop was requested, or it is not failed.
+
+    Attributes:
+        session_id: the failed session.
+        why: ``stop_requested`` or ``not_failed``.
+    """
+
+    def __init__(self, session_id: str, why: str) -> None:
+        self.session_id = session_id
+        self.why = why
+        super().__init__(f"session {session_id} is not restarted: {why.replace('_', ' ')}")

@@ -59,38 +59,48 @@ local function keep_history_expiry()
 end
 """
 
-#: Create a session unless its idempotency key or its identity is taken (spec D11).
+#: Create a session unless its idempotency key or its identity is taken (spec D11); optionally
+#: as the restart of a failed session (spec D14), linked to it in the same step.
 CREATE = """
 -- KEYS[1] session hash        {p}:session:{id}
 -- KEYS[2] history list        {p}:session:{id}:history
 -- KEYS[3] identity            {p}:identity:{appId}:{cname}:{uid}
 -- KEYS[4] active set          {p}:active
 -- KEYS[5] sessions zset       {p}:sessions
--- KEYS[6] idempotency key     {p}:idem:{key}            (only when the caller gave a key)
--- KEYS[last] a queue's list   (only with an outbox message: pushed when, and only if, created)
+-- KEYS[o.idem]    idempotency key   {p}:idem:{key}          (o.idem > 0 only)
+-- KEYS[o.outbox]  a queue's list: the message is pushed when, and only if, created
+-- KEYS[o.failed]  the failed session's hash, KEYS[o.failed + 1] its history (restarts only)
 -- ARGV[1] the new session id
 -- ARGV[2] creation time, unix seconds (the zset score)
 -- ARGV[3] time to live of the idempotency key, seconds
 -- ARGV[4] the first history entry (JSON)
--- ARGV[5] '1' when KEYS[6] is an idempotency key, else '0'
--- ARGV[6] the outbox message to push ('' for none)
--- ARGV[7..] field, value, field, value, ... of the session hash
+-- ARGV[5] JSON options o = {idem, outbox, failed: KEYS indexes (0: none), message: the outbox
+--         message, link: the history entry for the failed session, limit: history entries
+--         kept, failed_phase, recording: the values a restartable session has}
+-- ARGV[6..] field, value, field, value, ... of the session hash
 -- Returns {id, outcome}: outcome 'idempotent' (the idempotency key names a session: its id),
--- 'active' (KEYS[3] names an unfinished session: its id) or 'created' (ARGV[1]).
+-- 'active' (KEYS[3] names an unfinished session: its id) or 'created' (ARGV[1]); for a restart
+-- also 'restarted' (the failed session was restarted already: the successor's id),
+-- 'stop_requested' or 'not_failed' (no restart: id '').
+local o = cjson.decode(ARGV[5])
 local idem = nil
-if ARGV[5] == '1' then idem = KEYS[6] end
-local outbox = nil
-if ARGV[6] ~= '' then outbox = KEYS[#KEYS] end
+if o.idem > 0 then idem = KEYS[o.idem] end
 if idem then
   local existing = redis.call('GET', idem)
   if existing then return {existing, 'idempotent'} end
+end
+if o.failed > 0 then
+  local state = redis.call('HMGET', KEYS[o.failed], 'phase', 'desired', 'restarted_to')
+  if state[3] and state[3] ~= '' then return {state[3], 'restarted'} end
+  if state[1] ~= o.failed_phase then return {'', 'not_failed'} end
+  if state[2] ~= o.recording then return {'', 'stop_requested'} end
 end
 local existing = redis.call('GET', KEYS[3])
 if existing then return {existing, 'active'} end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return redis.error_reply('session id ' .. ARGV[1] .. ' already exists')
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 7))
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 redis.call('RPUSH', KEYS[2], ARGV[4])
 redis.call('SET', KEYS[3], ARGV[1])
 redis.call('SADD', KEYS[4], ARGV[1])
@@ -98,8 +108,16 @@ redis.call('ZADD', KEYS[5], ARGV[2], ARGV[1])
 if idem then
   redis.call('SET', idem, ARGV[1], 'EX', ARGV[3])
 end
-if outbox then
-  redis.call('LPUSH', outbox, ARGV[6])
+if o.failed > 0 then
+  local failed, history = KEYS[o.failed], KEYS[o.failed + 1]
+  redis.call('HSET', failed, 'restarted_to', ARGV[1], 'updated_at', ARGV[2])
+  redis.call('RPUSH', history, cjson.encode(o.link))
+  redis.call('LTRIM', history, -o.limit, -1)
+  local ttl = redis.call('PTTL', failed)
+  if ttl > 0 then redis.call('PEXPIRE', history, ttl) end
+end
+if o.outbox > 0 then
+  redis.call('LPUSH', KEYS[o.outbox], o.message)
 end
 return {ARGV[1], 'created'}
 """
@@ -179,17 +197,25 @@ REQUEST_STOP = (
 --   desired: the desired value meaning "stopped",
 --   limit, retention, finished: as for TRANSITION }
 -- Returns {outcome, phase found, HGETALL after}; outcome is 'missing' (no session), 'finished'
--- (already in a final phase: nothing changed), 'cancelled' (was pending: now stopped),
--- 'already_requested' (desired was already stopped: nothing changed) or 'requested'.
+-- (already in a final phase: only desired is recorded, so that no restart follows),
+-- 'cancelled' (was pending: now stopped), 'already_requested' (desired was already stopped:
+-- nothing changed) or 'requested'.
 local p = cjson.decode(ARGV[2])
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing', '', {}} end
 local state = redis.call('HMGET', KEYS[1], 'phase', 'desired')
 local found, desired = state[1], state[2]
-if member(p.finished, found) then
-  return {'finished', found, redis.call('HGETALL', KEYS[1])}
-end
 local entry = {at = p.at, why = p.why, source = p.source}
 local desired_change = 'desired ' .. tostring(desired) .. ' -> ' .. p.desired
+if member(p.finished, found) then
+  -- Recorded all the same: a restart of this session (spec D14) reads it and is refused.
+  if desired ~= p.desired then
+    redis.call('HSET', KEYS[1], 'desired', p.desired, 'updated_at', p.now)
+    entry.what = desired_change .. ' (after the end: no restart)'
+    push_history(entry, p.limit)
+    keep_history_expiry()
+  end
+  return {'finished', found, redis.call('HGETALL', KEYS[1])}
+end
 if found == p.pending then
   redis.call('HSET', KEYS[1], 'phase', p.stopped, 'desired', p.desired, 'updated_at', p.now,
     'phase_since', p.now)

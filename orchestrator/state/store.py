@@ -13,6 +13,7 @@ lists) but cannot bring the session back.
 from __future__ import annotations
 
 import builtins
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import Enum
 from typing import Any, Final, cast
@@ -38,6 +39,7 @@ from orchestrator.state.codec import (
 )
 from orchestrator.state.errors import (
     IdempotencyKeyReusedError,
+    RestartRefusedError,
     SessionNotFoundError,
     StateBackendError,
 )
@@ -209,6 +211,7 @@ class SessionStore:
         source: Source = Source.PRODUCER,
         why: str = "start requested",
         outbox: Callable[[str], tuple[str, str]] | None = None,
+        restart_of: Session | None = None,
     ) -> CreateResult:
         """Create a pending session, unless one exists already (spec D11).
 
@@ -228,7 +231,12 @@ class SessionStore:
             source, why: recorded in the first history entry.
             outbox: given the new session's id, ``(list key, message)`` to push in the same
                 script, only if the session is created (a queued start; see
-                :mod:`orchestrator.outbox`).
+                :mod:`orchestrator.tasking.message`).
+            restart_of: create the session as the restart of this failed session (spec D14),
+                in one atomic step that also links both (``restarted_from``/``restarted_to``)
+                and reads the failed session's state at that moment: it must be ``failed``,
+                not restarted yet, and still desired ``recording`` (a stop requested meanwhile
+                means no restart).
 
         Returns:
             ``(session, created)``; when not created, the session that the idempotency key
@@ -238,8 +246,11 @@ class SessionStore:
             ValueError: app_id, cname or uid is empty, max_duration_s is not positive, or
                 max_restarts or restarts is negative.
             IdempotencyKeyReusedError: the key names a session of another identity or mode.
+            RestartRefusedError: ``restart_of`` may not be restarted (now).
             StateUnavailableError: Redis is unreachable.
         """
+        if restart_of is not None:
+            restarted_from = restart_of.id
         for name, value in (("app_id", app_id), ("cname", cname), ("uid", uid)):
             if not value:
                 raise ValueError(f"{name} must not be empty")
@@ -284,20 +295,37 @@ class SessionStore:
             self.keys.sessions(),
         ]
         releasable = keys[2:3]
+        options: dict[str, Any] = {
+            "idem": 0,
+            "outbox": 0,
+            "failed": 0,
+            "limit": self.history_limit,
+            "failed_phase": Phase.FAILED.value,
+            "recording": Desired.RECORDING.value,
+        }
         if idempotency_key is not None:
             keys.append(self.keys.idempotency(idempotency_key))
             releasable.append(keys[-1])
-        message = ""
+            options["idem"] = len(keys)
         if outbox is not None:
-            queue_key, message = outbox(session.id)
+            queue_key, options["message"] = outbox(session.id)
             keys.append(queue_key)
+            options["outbox"] = len(keys)
+        if restart_of is not None:
+            keys += [self.keys.session(restart_of.id), self.keys.history(restart_of.id)]
+            options["failed"] = len(keys) - 1
+            options["link"] = HistoryEntry(
+                at=now,
+                what=f"set restarted_to {session.id}",
+                why=f"restarted as session {session.id}: {why}",
+                source=source,
+            ).model_dump(mode="json")
         args: list[str | int | float] = [
             session.id,
             repr(now),
             self.idempotency_ttl_s,
             entry.model_dump_json(),
-            "1" if idempotency_key is not None else "0",
-            message,
+            json.dumps(options),
         ]
         for name, value in session_to_hash(session).items():
             args += [name, value]
@@ -309,6 +337,9 @@ class SessionStore:
             # The id is ours if the script ran before (a retried call whose answer was lost).
             if outcome == "created" or existing_id == session.id:
                 return CreateResult(session.model_copy(update={"history": []}), True)
+            if outcome in ("stop_requested", "not_failed"):
+                assert restart_of is not None
+                raise RestartRefusedError(restart_of.id, outcome)
             existing = self.get(existing_id)
             if existing is None:
                 # The key names a session that is gone (evicted or deleted by hand): release

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from orchestrator.jobs.context import JobContext
-from orchestrator.queues import send_task
 from orchestrator.reconcile.runner import run_once
 from orchestrator.reconcile.session import reconcile_session
 from orchestrator.state import Phase, Session
+from orchestrator.tasking.queues import send_task
 from tests.integration.worker_fixture import QueueStack, start_body
 
 

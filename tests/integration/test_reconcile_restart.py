@@ -8,10 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from orchestrator.jobs.context import JobContext
-from orchestrator.queues import send_task
 from orchestrator.reconcile.restart import restart_failed
 from orchestrator.reconcile.session import Outcome, reconcile_session
 from orchestrator.state import Phase, Session, Source
+from orchestrator.tasking.queues import send_task
 from tests.integration.worker_fixture import QueueStack, start_body
 
 

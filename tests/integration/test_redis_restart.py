@@ -19,11 +19,11 @@ import pytest
 
 from orchestrator.jobs.context import JobContext
 from orchestrator.producer import Recorder
-from orchestrator.queues import send_task
 from orchestrator.reconcile.runner import run_once
 from orchestrator.settings import settings_env
 from orchestrator.stack import EmbeddedRedis
 from orchestrator.state import Phase
+from orchestrator.tasking.queues import send_task
 from tests.conftest import SENTINEL_STORAGE_SECRET
 from tests.integration.sandbox_fixture import SandboxHandle
 from tests.integration.worker_fixture import STORAGE_PROFILE, WorkerProcess, start_body

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from orchestrator.krtc.enums import Mode
-from orchestrator.outbox import celery_message
 from orchestrator.state import Desired, Phase, Session
+from orchestrator.tasking.message import celery_message
 from tests.integration.worker_fixture import QueueStack, start_body
 
 pytestmark = pytest.mark.timeout(90)

@@ -661,7 +661,7 @@ def test_a_stop_of_a_started_session_is_requested_once(
 
 
 @pytest.mark.parametrize("final", [Phase.STOPPED, Phase.FAILED])
-def test_a_stop_of_a_finished_session_changes_nothing(
+def test_a_stop_of_a_finished_session_only_records_the_wish_so_no_restart_follows(
     store: SessionStore, redis_client: Redis, final: Phase
 ) -> None:
     session = create(store)
@@ -669,11 +669,15 @@ def test_a_stop_of_a_finished_session_changes_nothing(
     raw_before = raw_hash(redis_client, store.keys.session(session.id))
 
     result = store.request_stop(session.id)
+    again = store.request_stop(session.id)
 
-    assert result.outcome is StopOutcome.FINISHED
+    assert result.outcome is StopOutcome.FINISHED and again.outcome is StopOutcome.FINISHED
     assert result.found is final
     assert not result.needs_stop_call
-    assert raw_hash(redis_client, store.keys.session(session.id)) == raw_before
+    raw_after = raw_hash(redis_client, store.keys.session(session.id))
+    changed = {k for k in raw_after if raw_after.get(k) != raw_before.get(k)}
+    assert changed == {"desired", "updated_at"}
+    assert raw_after["phase"] == final.value and raw_after["desired"] == "stopped"
 
 
 def race_start_and_stop(

@@ -19,9 +19,9 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.errors import ConfigError
-from orchestrator.queues import QUEUES, START_QUEUE, STOP_QUEUE, TASK_QUEUES
 from orchestrator.settings import Settings
-from orchestrator.timing import BOOKKEEPING_S, hard_time_limit_s, longest_run_s
+from orchestrator.tasking.queues import QUEUES, START_QUEUE, STOP_QUEUE, TASK_QUEUES
+from orchestrator.tasking.timing import BOOKKEEPING_S, hard_time_limit_s, longest_run_s
 
 __all__ = [
     "START_QUEUE",

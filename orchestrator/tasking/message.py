@@ -22,7 +22,7 @@ from typing import Any
 from celery import Celery
 from kombu.serialization import dumps
 
-from orchestrator.queues import TASK_QUEUES
+from orchestrator.tasking.queues import TASK_QUEUES
 
 __all__ = ["QueuedMessage", "celery_message"]
 

@@ -1,0 +1,113 @@
+"""The one path that creates a session and queues its start, whoever asks.
+
+The producer (a web app's ``Recorder.start``), the scheduler (a meeting that is due) and the
+restart policy (a recording that exited abnormally) all create sessions through
+:class:`StartQueue`. When the broker is the store's Redis (the default), the start message is
+pushed by the session-create script itself (:mod:`orchestrator.tasking.message`): one round trip,
+and the message exists if and only if the session was created. Otherwise it is sent right after
+the create; a broker error then leaves a stored, pending session that the reconciler re-queues.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from celery import Celery
+from kombu.exceptions import OperationalError as KombuOperationalError
+
+from orchestrator.state import CreateResult, SessionStore, StateUnavailableError
+from orchestrator.tasking.message import celery_message
+from orchestrator.tasking.queues import send_task
+
+__all__ = ["START_TASK", "StartQueue", "same_redis"]
+
+#: The task that starts a session's recording.
+START_TASK = "krtc.start"
+
+
+class StartQueue:
+    """Creates sessions and queues their starts, and sends the other tasks.
+
+    Args:
+        store: the session store.
+        celery: the app that sends (usually :func:`orchestrator.tasking.sending_app`).
+        send: sends a task by name instead of ``celery`` (then there is no outbox).
+        outbox: push the start message from the create script; by default, when the broker is
+            the store's Redis server and database.
+
+    Raises:
+        ValueError: neither ``celery`` nor ``send`` is given.
+    """
+
+    def __init__(
+        self,
+        store: SessionStore,
+        celery: Celery | None = None,
+        *,
+        send: Callable[[str, list[Any]], str] | None = None,
+        outbox: bool | None = None,
+    ) -> None:
+        if celery is None and send is None:
+            raise ValueError("a StartQueue sends through a Celery app or a send function")
+        self.store = store
+        self.celery = celery
+        self._send = send
+        if celery is None:
+            self.outbox = False
+        elif outbox is None:
+            self.outbox = same_redis(store, str(celery.conf.broker_url))
+        else:
+            self.outbox = outbox
+
+    def create(self, **create: Any) -> CreateResult:
+        """:meth:`SessionStore.create` with ``create``, and the start queued if it created.
+
+        Raises:
+            As :meth:`SessionStore.create`; StateUnavailableError also when the session was
+            stored but its start could not be sent (the reconciler re-queues it).
+        """
+        result = self.store.create(**create, outbox=self._message if self.outbox else None)
+        if result.created and not self.outbox:
+            self.send(START_TASK, [result.session.id])
+        return result
+
+    def send(self, task: str, args: list[Any]) -> str:
+        """Send ``task`` to its queue; returns the task id.
+
+        Raises:
+            StateUnavailableError: the broker could not be reached. The caller stored what the
+                task is for first, so the reconciler queues it again once the broker is back.
+        """
+        if self._send is not None:
+            return self._send(task, args)
+        assert self.celery is not None
+        try:
+            return send_task(self.celery, task, args)
+        except KombuOperationalError as exc:
+            raise StateUnavailableError(
+                f"{task} for session {args[0]} is stored but could not be queued "
+                f"({type(exc).__name__}); the reconciler queues it again once Redis is back"
+            ) from None
+
+    def _message(self, session_id: str) -> tuple[str, str]:
+        assert self.celery is not None
+        message = celery_message(self.celery, START_TASK, [session_id])
+        return message.key, message.payload
+
+
+def same_redis(store: SessionStore, broker_url: str) -> bool:
+    """Whether the broker is the Redis server and database the store writes to."""
+    from redis.connection import parse_url
+
+    try:
+        broker = parse_url(broker_url)  # type: ignore[no-untyped-call]
+    except ValueError:
+        return False
+    ours = store.redis.connection_pool.connection_kwargs
+    return (
+        broker.get("host", "localhost") == ours.get("host", "localhost")
+        and int(broker.get("port", 6379)) == int(ours.get("port", 6379))
+        and int(broker.get("db", 0)) == int(ours.get("db", 0))
+        and broker.get("path") == ours.get("path")
+    )
