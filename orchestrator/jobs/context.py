@@ -117,7 +117,7 @@ class JobContext:
     @classmethod
     def from_settings(cls, settings: Settings) -> JobContext:
         """Everything built from ``settings``."""
-        store = SessionStore.from_url(settings.redis_url, prefix=settings.redis_prefix)
+        store = SessionStore.from_settings(settings)
         ctx = cls(
             settings=settings,
             store=store,

@@ -1,5 +1,6 @@
 """Durable state in Redis: recording sessions (with their history) and dead letters."""
 
+from orchestrator.state.connection import ReadRetry, RedisOptions, connect, redis_client
 from orchestrator.state.dead_letters import DeadLetter, DeadLetterStore
 from orchestrator.state.errors import (
     CorruptSessionError,
@@ -29,6 +30,8 @@ __all__ = [
     "IdempotencyKeyReusedError",
     "Keys",
     "Phase",
+    "ReadRetry",
+    "RedisOptions",
     "Session",
     "SessionNotFoundError",
     "SessionStore",
@@ -38,4 +41,6 @@ __all__ = [
     "StopOutcome",
     "StopRequestResult",
     "TransitionResult",
+    "connect",
+    "redis_client",
 ]
