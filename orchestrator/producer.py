@@ -95,9 +95,7 @@ class Recorder:
         celery: Celery | None = None,
     ) -> None:
         self.settings = settings
-        self.store = store or SessionStore.from_url(
-            settings.redis_url, prefix=settings.redis_prefix
-        )
+        self.store = store or SessionStore.from_settings(settings)
         self.dead_letters = DeadLetterStore(self.store.redis, keys=self.store.keys)
         if celery is None:
             celery = sending_app(settings)

@@ -27,6 +27,10 @@ __all__ = [
     "DEFAULT_CONNECT_TIMEOUT_S",
     "DEFAULT_READ_TIMEOUT_S",
     "DEFAULT_REDIS_URL",
+    "DEFAULT_REDIS_CONNECT_TIMEOUT_S",
+    "DEFAULT_REDIS_SOCKET_TIMEOUT_S",
+    "DEFAULT_REDIS_HEALTH_CHECK_INTERVAL_S",
+    "DEFAULT_REDIS_READ_RETRIES",
     "DEFAULT_HTTP_POOL_SIZE",
     "DEFAULT_ALERT_REMIND_AFTER_S",
     "DEFAULT_RATE_LIMIT_BURST",
@@ -46,6 +50,14 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 #: Connections kept open to the API per process (one per concurrent call).
 DEFAULT_HTTP_POOL_SIZE = 64
 DEFAULT_REDIS_PREFIX = "krtc"
+#: Seconds to open a TCP connection to Redis before giving up.
+DEFAULT_REDIS_CONNECT_TIMEOUT_S = 2.0
+#: Seconds to wait for one answer of Redis (every command is short; none blocks for long).
+DEFAULT_REDIS_SOCKET_TIMEOUT_S = 2.0
+#: Seconds a pooled Redis connection may sit idle before it is checked with a PING (0: never).
+DEFAULT_REDIS_HEALTH_CHECK_INTERVAL_S = 15
+#: Times a read of the session store is sent again after a connection error (never a write).
+DEFAULT_REDIS_READ_RETRIES = 2
 #: Seconds before the broker hands an unacknowledged task to another worker (after a crash).
 #: Must exceed the longest task run plus the largest retry delay (checked at start-up).
 DEFAULT_VISIBILITY_TIMEOUT_S = 300
@@ -111,6 +123,11 @@ class Settings(BaseSettings):
     read_timeout_s: float = Field(default=DEFAULT_READ_TIMEOUT_S, gt=0)
     http_pool_size: int = Field(default=DEFAULT_HTTP_POOL_SIZE, ge=1)
     redis_prefix: str = Field(default=DEFAULT_REDIS_PREFIX, min_length=1)
+    #: Redis clients (orchestrator.state.connection): every process's, the broker's included.
+    redis_connect_timeout_s: float = Field(default=DEFAULT_REDIS_CONNECT_TIMEOUT_S, gt=0, le=60)
+    redis_socket_timeout_s: float = Field(default=DEFAULT_REDIS_SOCKET_TIMEOUT_S, gt=0, le=60)
+    redis_health_check_interval_s: int = Field(default=DEFAULT_REDIS_HEALTH_CHECK_INTERVAL_S, ge=0)
+    redis_read_retries: int = Field(default=DEFAULT_REDIS_READ_RETRIES, ge=0, le=10)
     visibility_timeout: int = Field(default=DEFAULT_VISIBILITY_TIMEOUT_S, ge=5)
     retry_backoff_base: float = Field(default=DEFAULT_RETRY_BACKOFF_BASE_S, gt=0)
     retry_backoff_max: float = Field(default=DEFAULT_RETRY_BACKOFF_MAX_S, gt=0)

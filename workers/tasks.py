@@ -131,7 +131,11 @@ def register(app: Celery) -> None:
     def reconcile_batch(self: Task, round_id: str, session_ids: list[str]) -> str:
         ctx = runtime.context(self.app.conf.krtc_settings, self.app)
         outcomes = run_batch(ctx, round_id, session_ids)
-        return f"{len(outcomes)} sessions, {sum(len(o.changes) for o in outcomes)} changes"
+        reached = [o for o in outcomes if not o.deferred]
+        return (
+            f"{len(reached)} sessions, {sum(len(o.changes) for o in reached)} changes, "
+            f"{len(outcomes) - len(reached)} handed on"
+        )
 
     app.task(name="krtc.reconcile", bind=True)(reconcile)
     app.task(name="krtc.reconcile_batch", bind=True, acks_late=True)(reconcile_batch)

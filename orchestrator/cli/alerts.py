@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 
 import click
-from redis import Redis
 
 from orchestrator.alerts.model import Alert, AlertKind
 from orchestrator.alerts.store import DEFAULT_RECENT_LIMIT, AlertStore
@@ -19,6 +18,7 @@ from orchestrator.cli.output import echo_json, fail
 from orchestrator.errors import OrchestratorError
 from orchestrator.settings import load_settings
 from orchestrator.state import Keys
+from orchestrator.state.connection import redis_client
 
 __all__ = ["alerts", "DEFAULT_ALERTS_LIMIT", "render_alerts"]
 
@@ -91,7 +91,7 @@ def alerts(as_json: bool, limit: int, kinds: tuple[str, ...], session_id: str | 
     """
     try:
         settings = load_settings()
-        redis = Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=10)
+        redis = redis_client(settings)
         store = AlertStore(redis, keys=Keys(settings.redis_prefix))
         found = store.recent(DEFAULT_RECENT_LIMIT if kinds or session_id else limit)
     except OrchestratorError as exc:

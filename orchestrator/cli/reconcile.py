@@ -52,18 +52,21 @@ def reconcile(once: bool, as_json: bool, concurrency: int) -> None:
                         "status": o.status,
                         "changes": o.changes,
                         "error": o.error,
+                        "rate_limited": o.rate_limited,
                     }
                     for o in outcomes
                 ],
             }
         )
         return
-    changed = [o for o in outcomes if o.changes or o.error]
+    changed = [o for o in outcomes if o.changes or o.error or o.rate_limited]
     for outcome in changed:
         for change in outcome.changes:
             click.echo(f"{outcome.session_id}  {change}")
         if outcome.error:
             click.echo(f"{outcome.session_id}  query failed: {outcome.error}")
+        if outcome.rate_limited:
+            click.echo(f"{outcome.session_id}  not queried: the rate limit of its appId")
     queried = sum(o.queried for o in outcomes)
     click.echo(
         f"{len(outcomes)} unfinished sessions, {queried} queried, "

@@ -19,10 +19,7 @@ from orchestrator.state import SessionStore, StateUnavailableError
 if TYPE_CHECKING:
     from orchestrator.producer import Recorder
 
-__all__ = ["REDIS_TIMEOUT_S", "open_recorder", "connect_recorder", "read_documents", "read_object"]
-
-#: Seconds to connect to Redis, and to wait for one answer, before giving up.
-REDIS_TIMEOUT_S = 5.0
+__all__ = ["open_recorder", "connect_recorder", "read_documents", "read_object"]
 
 _EMPTY_HINT = "is empty: give the JSON with --file PATH or on stdin (--file -)"
 
@@ -38,12 +35,8 @@ def connect_recorder() -> Recorder:
     from orchestrator.producer import Recorder  # Celery loads only for the commands that queue
 
     try:
-        store = SessionStore.from_url(
-            settings.redis_url,
-            prefix=settings.redis_prefix,
-            socket_connect_timeout=REDIS_TIMEOUT_S,
-            socket_timeout=REDIS_TIMEOUT_S,
-        )
+        # The timeouts are the settings' (KRTC_REDIS_CONNECT_TIMEOUT_S, ..._SOCKET_TIMEOUT_S).
+        store = SessionStore.from_settings(settings)
     except ValueError:
         # redis-py's message is not echoed: the URL may hold a password.
         raise ConfigError(

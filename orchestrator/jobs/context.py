@@ -107,6 +107,8 @@ class JobContext:
         starts: creates sessions and queues their starts (the one path, with the outbox when
             the worker's app is set; see :meth:`start_queue`).
         alerter: the alerter behind ``alert`` when built from settings (closed by :meth:`close`).
+        limiter: the per-appId rate limit when one is set (``None``: calls are not limited);
+            :meth:`try_pace` asks it directly, with the caller's own longest wait.
     """
 
     settings: Settings
@@ -120,11 +122,12 @@ class JobContext:
     throttle: Callable[[str], float] = field(default=lambda app_id: 0.0)
     enqueue: Callable[[str, list[Any]], str] | None = None
     starts: StartQueue | None = None
+    limiter: RateLimiter | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobContext:
         """Everything built from ``settings``."""
-        store = SessionStore.from_url(settings.redis_url, prefix=settings.redis_prefix)
+        store = SessionStore.from_settings(settings)
         ctx = cls(
             settings=settings,
             store=store,
@@ -143,6 +146,7 @@ class JobContext:
             # pace() sleeps waits up to 1 s and turns longer ones into a Retry: a wait it will
             # not sleep must not hold a slot, or every retried job would waste one.
             ctx.throttle = functools.partial(limiter.acquire, max_wait_s=1.0)
+            ctx.limiter = limiter
         ctx.alerter = Alerter.from_settings(settings, store)
         ctx.alert = ctx.alerter.hook
         return ctx
@@ -172,6 +176,28 @@ class JobContext:
             raise Retry(wait, f"rate limit of appId {app_id}")
         if wait > 0:
             time.sleep(wait)
+
+    def try_pace(self, app_id: str, *, max_wait_s: float) -> bool:
+        """Wait for the per-appId rate limit, but only if the wait is at most ``max_wait_s``.
+
+        For callers that would rather skip a call than hold a thread (the reconciler).
+
+        Returns:
+            True when the call may go now (after the wait); False when the wait would be
+            longer: then nothing was reserved and nothing slept.
+
+        Raises:
+            StateUnavailableError: Redis, which holds the limit, cannot be reached.
+        """
+        if self.limiter is None:
+            return True
+        longest = max(0.0, max_wait_s)
+        wait = self.limiter.acquire(app_id, max_wait_s=longest)
+        if wait > longest:
+            return False
+        if wait > 0:
+            time.sleep(wait)
+        return True
 
     def policy(self, action: str) -> RetryPolicy:
         """The retry policy of an action (spec D13: stops try far longer)."""

@@ -37,6 +37,7 @@ from orchestrator.krtc.errors import (
 from orchestrator.metrics.histograms import API_SECONDS, SCHEDULE_LAG_SECONDS, HistogramSpec
 from orchestrator.settings import Settings
 from orchestrator.state import Keys
+from orchestrator.state.connection import RedisOptions, connect
 
 __all__ = [
     "OUTCOMES",
@@ -159,14 +160,10 @@ class MetricsRecorder:
     def from_settings(
         cls, settings: Settings, *, timeout_s: float = DEFAULT_WRITE_TIMEOUT_S
     ) -> MetricsRecorder:
-        """A recorder on its own client of ``settings.redis_url`` with ``timeout_s`` timeouts."""
-        client = Redis.from_url(
-            settings.redis_url,
-            decode_responses=True,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-        )
-        return cls(client, Keys(settings.redis_prefix))
+        """A recorder on its own client of ``settings.redis_url`` with ``timeout_s`` timeouts
+        (shorter than the other clients': a job never waits long for its metrics)."""
+        options = RedisOptions.from_settings(settings).with_timeouts(timeout_s)
+        return cls(connect(settings.redis_url, options), Keys(settings.redis_prefix))
 
     def observe_call(self, action: Action, seconds: float, error: BaseException | None) -> None:
         """Record one API call (the signature of the client's ``observer``)."""

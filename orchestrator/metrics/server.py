@@ -21,6 +21,7 @@ from orchestrator.errors import StateError
 from orchestrator.metrics.collector import RedisCollector
 from orchestrator.settings import Settings
 from orchestrator.state import Keys
+from orchestrator.state.connection import redis_client
 
 __all__ = ["MetricsServer", "DEFAULT_METRICS_PORT", "registry_for"]
 
@@ -95,9 +96,7 @@ class MetricsServer:
     @classmethod
     def from_settings(cls, settings: Settings, *, host: str, port: int) -> MetricsServer:
         """A server of the cluster-wide metrics of the deployment ``settings`` describe."""
-        redis = Redis.from_url(
-            settings.redis_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5
-        )
+        redis = redis_client(settings)
         return cls(registry_for(redis, Keys(settings.redis_prefix)), host=host, port=port)
 
     @property

@@ -6,6 +6,12 @@ then records the new round with the number of batches it fans out. Each batch re
 :meth:`RoundGate.batch_done`; the last one closes the round and records its duration (in the
 list of recent rounds, and in the ``krtc_reconcile_round_seconds`` histogram). A round
 whose batches are lost (a crash) is closed by the expiry of its key, so rounds never stop.
+
+A batch that reaches its deadline hands the sessions it did not begin to a new batch of the
+same round: it reports itself done and adds that batch in one script call, before sending it,
+so the round neither closes early nor waits for a batch that was never sent. Adding a batch
+renews the round's expiry. The summary counts the sessions handed on, and those left to the
+next round by the rate limit.
 """
 
 from __future__ import annotations
@@ -48,22 +54,32 @@ _BATCH_DONE = """
 -- KEYS[1] round hash, KEYS[2] rounds list, KEYS[3] round duration histogram (metrics)
 -- ARGV[1] round id, ARGV[2] sessions, ARGV[3] queried, ARGV[4] changes, ARGV[5] now,
 -- ARGV[6] batches to add (the fan-out adds its batches, before sending them, while it
--- closes its own share), ARGV[7] the last index of the rounds list to keep,
--- ARGV[8..] the histogram's bucket bounds, increasing (orchestrator.metrics.histograms)
+-- closes its own share; a batch at its deadline adds the one it hands on), ARGV[7] the last
+-- index of the rounds list to keep, ARGV[8] sessions left to the next round by the rate
+-- limit, ARGV[9] sessions handed on, ARGV[10] the round's time to live, seconds (renewed when
+-- batches are added), ARGV[11..] the histogram's bucket bounds, increasing
+-- (orchestrator.metrics.histograms)
 -- Returns the finished round as JSON, or '' while batches are pending (or the round is gone).
 if redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then return '' end
 redis.call('HINCRBY', KEYS[1], 'sessions', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'queried', ARGV[3])
 redis.call('HINCRBY', KEYS[1], 'changes', ARGV[4])
+redis.call('HINCRBY', KEYS[1], 'rate_limited', ARGV[8])
+redis.call('HINCRBY', KEYS[1], 'handed_on', ARGV[9])
 local pending = redis.call('HINCRBY', KEYS[1], 'pending', tonumber(ARGV[6]) - 1)
-if pending > 0 then return '' end
-local r = redis.call('HMGET', KEYS[1], 'started', 'sessions', 'queried', 'changes')
+if pending > 0 then
+  if tonumber(ARGV[6]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[10]) end
+  return ''
+end
+local r = redis.call('HMGET', KEYS[1], 'started', 'sessions', 'queried', 'changes',
+  'rate_limited', 'handed_on')
 local summary = cjson.encode({id = ARGV[1], started = tonumber(r[1]), finished = tonumber(ARGV[5]),
-  sessions = tonumber(r[2]), queried = tonumber(r[3]), changes = tonumber(r[4])})
+  sessions = tonumber(r[2]), queried = tonumber(r[3]), changes = tonumber(r[4]),
+  rate_limited = tonumber(r[5]), handed_on = tonumber(r[6])})
 redis.call('DEL', KEYS[1])
 local duration = math.max(0, tonumber(ARGV[5]) - tonumber(r[1]))
 local bucket = '+Inf'
-for i = 8, #ARGV do
+for i = 11, #ARGV do
   if duration <= tonumber(ARGV[i]) then bucket = ARGV[i]; break end
 end
 redis.call('HINCRBY', KEYS[3], bucket, 1)
@@ -77,7 +93,17 @@ return summary
 
 @dataclass(frozen=True)
 class RoundSummary:
-    """A finished round."""
+    """A finished round.
+
+    Attributes:
+        id: the round.
+        started, finished: unix times (the workers' clocks: for display and the histogram).
+        sessions: sessions reconciled (each once, whichever batch reached it).
+        queried: sessions whose recording was queried.
+        changes: changes made or queued.
+        rate_limited: sessions not queried because of the rate limit (the next round tries).
+        handed_on: sessions a batch passed on to a new batch at its deadline.
+    """
 
     id: str
     started: float
@@ -85,6 +111,8 @@ class RoundSummary:
     sessions: int
     queried: int
     changes: int
+    rate_limited: int = 0
+    handed_on: int = 0
 
     @property
     def duration_s(self) -> float:
@@ -142,11 +170,14 @@ class RoundGate:
         queried: int = 0,
         changes: int = 0,
         add_batches: int = 0,
+        rate_limited: int = 0,
+        handed_on: int = 0,
     ) -> RoundSummary | None:
         """Report one batch done; the round's summary if it was the last.
 
         The fan-out reports its own share with ``add_batches`` = the number of batches, before
-        it sends them, so that the round cannot close while they are being sent.
+        it sends them, so that the round cannot close while they are being sent; a batch at
+        its deadline adds the batch it hands ``handed_on`` sessions to the same way.
         """
         with redis_errors(self._redis):
             raw = self._done(
@@ -163,6 +194,9 @@ class RoundGate:
                     repr(self._clock()),
                     add_batches,
                     ROUNDS_KEPT - 1,
+                    rate_limited,
+                    handed_on,
+                    self.round_ttl_s,
                     *RECONCILE_ROUND_SECONDS.le_labels[:-1],
                 ],
             )

@@ -1,15 +1,24 @@
-"""Running reconcile rounds: fanned out over the workers (beat), or in the foreground (CLI)."""
+"""Running reconcile rounds: fanned out over the workers (beat), or in the foreground (CLI).
+
+A batch is bounded by time as well as by count: it begins no session after its budget
+(:func:`orchestrator.tasking.timing.batch_budget_s`, measured with the worker's monotonic clock), so
+that the sessions it has begun still end before the task's soft time limit, well inside the
+hard limit and the visibility timeout, however slow the API is. The sessions it did not begin
+go to a new batch of the same round.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
+import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from orchestrator.jobs.context import JobContext
 from orchestrator.reconcile.rounds import RoundGate, RoundSummary, batches
 from orchestrator.reconcile.session import Outcome, reconcile_session
+from orchestrator.tasking.timing import batch_budget_s
 
 __all__ = ["gate_for", "fan_out", "reconcile_many", "run_batch", "run_once"]
 
@@ -32,7 +41,11 @@ def fan_out(ctx: JobContext) -> str | None:
     round_id = gate.begin()
     if round_id is None:
         return None
-    parts = batches(ctx.store.active_ids(), ctx.settings.reconcile_batch_size)
+    ids = ctx.store.active_ids()
+    # A fresh order each round: the sessions that the rate limit leaves out (the last ones to
+    # ask for a slot) are not the same ones every round.
+    random.shuffle(ids)
+    parts = batches(ids, ctx.settings.reconcile_batch_size)
     summary = gate.batch_done(round_id, add_batches=len(parts))
     for part in parts:
         ctx.send("krtc.reconcile_batch", [round_id, part])
@@ -41,61 +54,142 @@ def fan_out(ctx: JobContext) -> str | None:
     return round_id
 
 
-def _safe(ctx: JobContext, session_id: str) -> Outcome:
+def _safe(ctx: JobContext, deadline: float | None, session_id: str) -> Outcome:
+    """Reconcile one session unless ``deadline`` has passed; never raises."""
+    if deadline is not None and time.monotonic() >= deadline:
+        return Outcome(session_id, deferred=True)
     try:
-        return reconcile_session(ctx, session_id)
+        return reconcile_session(ctx, session_id, deadline=deadline)
     except Exception as exc:  # one bad session must not stop the round
         log.exception("reconciling session %s failed", session_id)
         return Outcome(session_id, error=f"{type(exc).__name__}: {exc}")
 
 
-def reconcile_many(ctx: JobContext, session_ids: list[str], *, concurrency: int) -> list[Outcome]:
+def reconcile_many(
+    ctx: JobContext,
+    session_ids: list[str],
+    *,
+    concurrency: int,
+    deadline: float | None = None,
+) -> list[Outcome]:
     """Reconcile ``session_ids`` with up to ``concurrency`` queries in flight; outcomes in order.
 
     Each reconciliation spends most of its time waiting for ``query``, so a handful of threads
-    cut a batch's time almost by their number, and keep it well inside the task's time limit
-    when the API is slow.
+    cut a batch's time almost by their number.
+
+    Args:
+        ctx: the services.
+        session_ids: the sessions.
+        concurrency: reconciliations at once.
+        deadline: ``time.monotonic()`` after which no session is begun: those left are
+            returned with ``deferred`` set (``None``: no deadline). The first session is
+            always begun, so that handing on the rest always makes progress.
     """
     workers = min(concurrency, len(session_ids))
+    deadlines = [None if n == 0 else deadline for n in range(len(session_ids))]
+    work = functools.partial(_safe, ctx)
     if workers <= 1:
-        return [_safe(ctx, session_id) for session_id in session_ids]
+        return list(map(work, deadlines, session_ids))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile") as pool:
-        return list(pool.map(functools.partial(_safe, ctx), session_ids))
+        return list(pool.map(work, deadlines, session_ids))
 
 
-def run_batch(ctx: JobContext, round_id: str, session_ids: list[str]) -> list[Outcome]:
-    """Reconcile a batch of a round (``KRTC_RECONCILE_BATCH_CONCURRENCY`` queries at once) and
-    report it done."""
+def run_batch(
+    ctx: JobContext, round_id: str, session_ids: list[str], *, budget_s: float | None = None
+) -> list[Outcome]:
+    """Reconcile a batch of a round (``KRTC_RECONCILE_BATCH_CONCURRENCY`` queries at once)
+    within its time budget, hand on what it did not begin, and report it done.
+
+    Args:
+        ctx: the services (``ctx.send`` queues the batch handed on).
+        round_id: the round.
+        session_ids: the batch.
+        budget_s: seconds after which no session is begun (default:
+            :func:`~orchestrator.tasking.timing.batch_budget_s` of the settings).
+
+    Returns:
+        an outcome per session, in order; those not begun have ``deferred`` set.
+    """
+    if budget_s is None:
+        budget_s = batch_budget_s(ctx.settings)
+    began = time.monotonic()
     outcomes = reconcile_many(
-        ctx, session_ids, concurrency=ctx.settings.reconcile_batch_concurrency
+        ctx,
+        session_ids,
+        concurrency=ctx.settings.reconcile_batch_concurrency,
+        deadline=began + budget_s,
     )
-    summary = gate_for(ctx).batch_done(
+    reached = [o for o in outcomes if not o.deferred]
+    left = [o.session_id for o in outcomes if o.deferred]
+    gate = gate_for(ctx)
+    summary = gate.batch_done(
         round_id,
-        sessions=len(outcomes),
-        queried=sum(o.queried for o in outcomes),
-        changes=sum(len(o.changes) for o in outcomes),
+        sessions=len(reached),
+        queried=sum(o.queried for o in reached),
+        changes=sum(len(o.changes) for o in reached),
+        rate_limited=sum(o.rate_limited for o in reached),
+        handed_on=len(left),
+        add_batches=1 if left else 0,
     )
-    for outcome in outcomes:
+    for outcome in reached:
         for change in outcome.changes:
             log.info("session %s: %s", outcome.session_id, change)
+    limited = sum(o.rate_limited for o in reached)
+    if limited:
+        log.info(
+            "reconcile round %s: %d sessions not queried for the rate limit of their appId; "
+            "the next round tries again",
+            round_id,
+            limited,
+        )
+    if left:
+        _hand_on(ctx, gate, round_id, left, time.monotonic() - began)
     if summary is not None:
         _log_summary(summary)
     return outcomes
 
 
+def _hand_on(
+    ctx: JobContext, gate: RoundGate, round_id: str, session_ids: list[str], seconds: float
+) -> None:
+    """Queue ``session_ids`` as a new batch of the round (already counted by the gate)."""
+    log.info(
+        "reconcile round %s: batch deadline reached after %.2fs; %d sessions handed on to a "
+        "new batch",
+        round_id,
+        seconds,
+        len(session_ids),
+    )
+    try:
+        ctx.send("krtc.reconcile_batch", [round_id, session_ids])
+    except Exception:
+        # Not sent: release the batch the gate was told about, or the round would stay open
+        # until its key expires. These sessions wait for the next round.
+        log.exception("reconcile round %s: the handed-on batch could not be queued", round_id)
+        summary = gate.batch_done(round_id)
+        if summary is not None:
+            _log_summary(summary)
+
+
 def _log_summary(summary: RoundSummary) -> None:
     log.info(
-        "reconcile round %s: %d sessions, %d queried, %d changes in %.2fs",
+        "reconcile round %s: %d sessions, %d queried, %d changes, %d rate-limited, "
+        "%d handed on in %.2fs",
         summary.id,
         summary.sessions,
         summary.queried,
         summary.changes,
+        summary.rate_limited,
+        summary.handed_on,
         summary.duration_s,
     )
 
 
 def run_once(ctx: JobContext, *, concurrency: int = 16) -> tuple[list[Outcome], float]:
-    """One round in the foreground, over every active session; returns outcomes and seconds."""
+    """One round in the foreground, over every active session; returns outcomes and seconds.
+
+    It has no deadline (nothing times it out); the rate limit still applies to its queries.
+    """
     started = time.monotonic()
     outcomes = reconcile_many(ctx, ctx.store.active_ids(), concurrency=concurrency)
     return outcomes, time.monotonic() - started

@@ -20,11 +20,16 @@ max duration reached                       stop requested and queued
 pending / starting, no activity for long   the start is queued again (its message was lost)
 orphaned past its maxIdleTime horizon      failed (expired): the identity is freed
 =========================================  ===============================================
+
+Queries respect the per-appId rate limit (``KRTC_RATE_LIMIT_PER_APP``), as the jobs' calls do,
+but a reconciliation never sleeps more than :data:`PACE_WAIT_S` for it (nor past its batch's
+deadline): a longer wait leaves the session to the next round, unqueried and counted.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,23 +41,39 @@ from orchestrator.reconcile.restart import restart_failed
 from orchestrator.state import Desired, Phase, Session, Source
 from orchestrator.tasking.timing import hard_time_limit_s
 
-__all__ = ["Outcome", "reconcile_session", "quiet_limit_s"]
+__all__ = ["PACE_WAIT_S", "Outcome", "reconcile_session", "quiet_limit_s"]
 
 log = logging.getLogger("orchestrator.reconcile")
 
 #: maxIdleTime the server applies when a start does not give one (spec §4).
 DEFAULT_MAX_IDLE_S = 30
+#: Longest a reconciliation sleeps for the rate limit before its query; a longer wait leaves the
+#: session to the next round (a batch's threads are few and its time is bounded).
+PACE_WAIT_S = 0.5
 
 
 @dataclass
 class Outcome:
-    """What one reconciliation saw and did."""
+    """What one reconciliation saw and did.
+
+    Attributes:
+        session_id: the session.
+        queried: whether ``query`` was called.
+        status: the status it answered.
+        changes: what was changed or queued, one line each.
+        error: why the query (or the reconciliation) failed.
+        rate_limited: not queried: the rate limit of its appId asked for a longer wait than
+            allowed; the next round tries again.
+        deferred: not begun: its batch's deadline had passed; the batch hands it on.
+    """
 
     session_id: str
     queried: bool = False
     status: int | None = None
     changes: list[str] = field(default_factory=list)
     error: str | None = None
+    rate_limited: bool = False
+    deferred: bool = False
 
     def note(self, text: str) -> None:
         self.changes.append(text)
@@ -68,8 +89,17 @@ def quiet_limit_s(ctx: JobContext) -> float:
     return settings.retry_backoff_max + hard_time_limit_s(settings) + settings.reconcile_interval
 
 
-def reconcile_session(ctx: JobContext, session_id: str) -> Outcome:
-    """Reconcile one session (a no-op for a finished or missing one)."""
+def reconcile_session(
+    ctx: JobContext, session_id: str, *, deadline: float | None = None
+) -> Outcome:
+    """Reconcile one session (a no-op for a finished or missing one).
+
+    Args:
+        ctx: the services.
+        session_id: the session.
+        deadline: ``time.monotonic()`` after which no rate-limit wait may end (``None``: only
+            :data:`PACE_WAIT_S` bounds it).
+    """
     outcome = Outcome(session_id)
     session = ctx.store.get(session_id)
     if session is None or session.is_finished:
@@ -77,6 +107,19 @@ def reconcile_session(ctx: JobContext, session_id: str) -> Outcome:
     now = ctx.clock()
     if session.sid is None:
         _without_sid(ctx, session, now, outcome)
+        return outcome
+    longest_wait = PACE_WAIT_S
+    if deadline is not None:
+        longest_wait = min(longest_wait, deadline - time.monotonic())
+    if not ctx.try_pace(session.app_id, max_wait_s=longest_wait):
+        outcome.rate_limited = True
+        log.debug(
+            "session %s not queried: the rate limit of appId %s asks for a longer wait than "
+            "%.2fs; left for the next round",
+            session_id,
+            session.app_id,
+            max(0.0, longest_wait),
+        )
         return outcome
     try:
         response = ctx.client.query(recording_ref(session))

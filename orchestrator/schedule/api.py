@@ -85,9 +85,9 @@ class Scheduler:
     ) -> None:
         self.settings = settings
         if store is None:
-            from redis import Redis
+            from orchestrator.state.connection import redis_client
 
-            client = Redis.from_url(settings.redis_url, decode_responses=True)
+            client = redis_client(settings)
             store = ScheduleStore(client, prefix=settings.redis_prefix, clock=clock)
         self.store = store
         self._clock = store.clock if clock is None else clock

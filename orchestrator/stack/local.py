@@ -22,7 +22,6 @@ from typing import IO, Any
 
 import requests
 from pydantic import SecretStr
-from redis import Redis
 
 from orchestrator.sandbox.config import (
     DEFAULT_ACCESS_KEY,
@@ -34,6 +33,7 @@ from orchestrator.sandbox.runner import SandboxThread
 from orchestrator.settings import DEFAULT_REDIS_URL, Settings, settings_env
 from orchestrator.stack.redis_server import EmbeddedRedis, redis_answers
 from orchestrator.state import Keys
+from orchestrator.state.connection import connect
 
 __all__ = ["LocalStack", "ChildProcess"]
 
@@ -236,7 +236,7 @@ class LocalStack:
 
 
 def _delete_prefix(url: str, prefix: str) -> None:
-    client = Redis.from_url(url, socket_connect_timeout=2)
+    client = connect(url)
     try:
         keys = list(client.scan_iter(match=Keys(prefix).pattern(), count=1000))
         for start in range(0, len(keys), 500):

@@ -9,10 +9,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from redis import Redis
 from redis.exceptions import RedisError
 
 from orchestrator.errors import ConfigError
+from orchestrator.state.connection import RedisOptions, connect
 
 __all__ = ["EmbeddedRedis", "redis_answers", "free_port"]
 
@@ -26,7 +26,7 @@ def free_port() -> int:
 
 def redis_answers(url: str, timeout_s: float = 1.0) -> bool:
     """Whether a Redis answers PING at ``url``."""
-    client = Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+    client = connect(url, RedisOptions().with_timeouts(timeout_s))
     try:
         return bool(client.ping())
     except RedisError:
@@ -88,7 +88,7 @@ class EmbeddedRedis:
 
         :meth:`start` then brings it back on the same port with what the AOF kept.
         """
-        client = Redis.from_url(self.url, socket_connect_timeout=1)
+        client = connect(self.url, RedisOptions().with_timeouts(1.0))
         try:
             client.shutdown(nosave=True)
         except RedisError:

@@ -1,6 +1,7 @@
 """Durable state in Redis: recording sessions (with their history) and dead letters."""
 
 from orchestrator.state.clock import RedisClock, redis_time
+from orchestrator.state.connection import ReadRetry, RedisOptions, connect, redis_client
 from orchestrator.state.dead_letters import DeadLetter, DeadLetterStore
 from orchestrator.state.errors import (
     CorruptSessionError,
@@ -33,6 +34,8 @@ __all__ = [
     "Phase",
     "RedisClock",
     "RestartRefusedError",
+    "ReadRetry",
+    "RedisOptions",
     "Session",
     "SessionNotFoundError",
     "SessionStore",
@@ -43,4 +46,6 @@ __all__ = [
     "StopRequestResult",
     "TransitionResult",
     "redis_time",
+    "connect",
+    "redis_client",
 ]

@@ -13,14 +13,16 @@ lists) but cannot bring the session back.
 from __future__ import annotations
 
 import builtins
+import functools
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import Enum
-from typing import Any, Final, cast
+from typing import Any, Final, TypeVar, cast
 
 from redis import Redis
 
 from orchestrator.krtc.enums import Action, Mode
+from orchestrator.settings import Settings
 from orchestrator.state.backend import redis_errors
 from orchestrator.state.changes import (
     adopt_args,
@@ -37,6 +39,7 @@ from orchestrator.state.codec import (
     session_to_hash,
     text,
 )
+from orchestrator.state.connection import ReadRetry, RedisOptions, connect
 from orchestrator.state.errors import (
     IdempotencyKeyReusedError,
     RestartRefusedError,
@@ -94,6 +97,8 @@ UNSET: Final = _Unset.UNSET
 
 _FINISHED = sorted(p.value for p in Phase.finished())
 
+_T = TypeVar("_T")
+
 
 class SessionStore:
     """Recording sessions in Redis.
@@ -108,6 +113,8 @@ class SessionStore:
             that a key never outlives the session it names.
         clock: the time in unix seconds (injectable for tests); by default Redis' own clock
             (:class:`RedisClock`), so that every process compares times on one clock.
+        read_retry: how reads are retried after a connection error (writes never are: see
+            :mod:`orchestrator.state.connection`).
 
     Raises:
         ValueError: a limit is not positive, or ``idempotency_ttl_s > retention_s``.
@@ -122,6 +129,7 @@ class SessionStore:
         retention_s: int = DEFAULT_RETENTION_S,
         idempotency_ttl_s: int = DEFAULT_IDEMPOTENCY_TTL_S,
         clock: Callable[[], float] | None = None,
+        read_retry: ReadRetry | None = None,
     ) -> None:
         for name, value in (
             ("history_limit", history_limit),
@@ -141,6 +149,7 @@ class SessionStore:
         self.idempotency_ttl_s = idempotency_ttl_s
         self._redis = redis
         self._clock: Callable[[], float] = clock if clock is not None else RedisClock(redis)
+        self._read_retry = read_retry or ReadRetry()
         self._scripts = Scripts.register(redis)
 
     @classmethod
@@ -160,9 +169,10 @@ class SessionStore:
         Args:
             url: the Redis URL (setting ``redis_url``, env ``REDIS_URL``).
             prefix, history_limit, retention_s, idempotency_ttl_s, clock: as for the class.
-            **redis_options: passed to ``redis.Redis.from_url`` (timeouts, retries, ...).
+            **redis_options: ``redis.Redis`` arguments over the default options (see
+                :func:`orchestrator.state.connection.connect`).
         """
-        client = Redis.from_url(url, decode_responses=True, **redis_options)
+        client = connect(url, **redis_options)
         return cls(
             client,
             prefix=prefix,
@@ -170,6 +180,18 @@ class SessionStore:
             retention_s=retention_s,
             idempotency_ttl_s=idempotency_ttl_s,
             clock=clock,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **options: Any) -> SessionStore:
+        """A store on a new client of ``settings`` (its Redis URL, prefix, timeouts and read
+        retries); ``options`` as for the class."""
+        redis_options = RedisOptions.from_settings(settings)
+        return cls(
+            connect(settings.redis_url, redis_options),
+            prefix=settings.redis_prefix,
+            read_retry=ReadRetry(redis_options.read_retries),
+            **options,
         )
 
     @property
@@ -189,8 +211,7 @@ class SessionStore:
         Raises:
             StateUnavailableError: it does not.
         """
-        with redis_errors(self._redis):
-            self._redis.ping()
+        self._read(self._redis.ping)
 
     # -- creating ------------------------------------------------------------------------------
 
@@ -372,12 +393,15 @@ class SessionStore:
             CorruptSessionError: the stored session does not decode.
             StateUnavailableError: Redis is unreachable.
         """
-        with redis_errors(self._redis):
+
+        def read() -> builtins.list[Any]:
             pipe = self._redis.pipeline(transaction=True)
             pipe.hgetall(self.keys.session(session_id))
             if with_history:
                 pipe.lrange(self.keys.history(session_id), 0, -1)
-            replies = pipe.execute()
+            return pipe.execute()
+
+        replies = self._read(read)
         if not replies[0]:
             return None
         history = history_from_list(session_id, replies[1]) if with_history else None
@@ -406,27 +430,31 @@ class SessionStore:
         """
         if limit is not None and limit < 1:
             raise ValueError(f"limit must be positive, got {limit}")
-        with redis_errors(self._redis):
+
+        def read() -> builtins.list[Any]:
             pipe = self._redis.pipeline(transaction=True)
             pipe.exists(self.keys.session(session_id))
             pipe.lrange(self.keys.history(session_id), -limit if limit else 0, -1)
-            exists, raw = pipe.execute()
+            return pipe.execute()
+
+        exists, raw = self._read(read)
         if not exists:
             raise SessionNotFoundError(session_id)
         return history_from_list(session_id, raw)
 
     def active_ids(self) -> list[str]:
         """The ids of the unfinished sessions, oldest first."""
-        with redis_errors(self._redis):
-            members = cast("set[str | bytes]", self._redis.smembers(self.keys.active()))
+        members = cast(
+            "set[str | bytes]", self._read(lambda: self._redis.smembers(self.keys.active()))
+        )
         return sorted(text(m) for m in members)
 
     def find_active(self, app_id: str, cname: str, uid: str) -> Session | None:
         """The unfinished session of (appId, cname, uid), if there is one (spec D11)."""
-        with redis_errors(self._redis):
-            session_id = cast(
-                "str | bytes | None", self._redis.get(self.keys.identity(app_id, cname, uid))
-            )
+        session_id = cast(
+            "str | bytes | None",
+            self._read(lambda: self._redis.get(self.keys.identity(app_id, cname, uid))),
+        )
         if session_id is None:
             return None
         session = self.get(text(session_id))
@@ -455,11 +483,14 @@ class SessionStore:
             if active_only:
                 page = ids[start : start + want]
             else:
-                with redis_errors(self._redis):
-                    raw = cast(
-                        "builtins.list[str | bytes]",
-                        self._redis.zrevrange(self.keys.sessions(), start, start + want - 1),
-                    )
+                raw = cast(
+                    "builtins.list[str | bytes]",
+                    self._read(
+                        functools.partial(
+                            self._redis.zrevrange, self.keys.sessions(), start, start + want - 1
+                        )
+                    ),
+                )
                 page = [text(i) for i in raw]
             if not page:
                 break
@@ -469,12 +500,12 @@ class SessionStore:
             gone += missing
         # Pruned only now: removing ids from the sorted set while paging through it by rank
         # would shift the ranks, and the page after a pruned id would skip as many sessions.
+        # Removing members is idempotent: safe to send again like a read.
         if gone:
-            with redis_errors(self._redis):
-                if active_only:
-                    self._redis.srem(self.keys.active(), *gone)
-                else:
-                    self._redis.zrem(self.keys.sessions(), *gone)
+            if active_only:
+                self._read(lambda: self._redis.srem(self.keys.active(), *gone))
+            else:
+                self._read(lambda: self._redis.zrem(self.keys.sessions(), *gone))
         return found
 
     # -- changing ------------------------------------------------------------------------------
@@ -694,11 +725,12 @@ class SessionStore:
     # -- helpers -------------------------------------------------------------------------------
 
     def _identity_key(self, session_id: str) -> str | None:
-        with redis_errors(self._redis):
-            raw = cast(
-                "builtins.list[str | bytes | None]",
-                self._redis.hmget(self.keys.session(session_id), ["app_id", "cname", "uid"]),
-            )
+        raw = cast(
+            "builtins.list[str | bytes | None]",
+            self._read(
+                lambda: self._redis.hmget(self.keys.session(session_id), ["app_id", "cname", "uid"])
+            ),
+        )
         if any(v is None for v in raw):
             return None
         app_id, cname, uid = (text(v) for v in raw if v is not None)
@@ -706,11 +738,14 @@ class SessionStore:
 
     def _load(self, ids: builtins.list[str]) -> tuple[builtins.list[Session], builtins.list[str]]:
         """The sessions of ``ids`` that exist, and the ids whose session is gone."""
-        with redis_errors(self._redis):
+
+        def read() -> builtins.list[Any]:
             pipe = self._redis.pipeline(transaction=False)
             for session_id in ids:
                 pipe.hgetall(self.keys.session(session_id))
-            replies = pipe.execute()
+            return pipe.execute()
+
+        replies = self._read(read)
         found: builtins.list[Session] = []
         gone: builtins.list[str] = []
         for session_id, raw in zip(ids, replies, strict=True):
@@ -719,3 +754,9 @@ class SessionStore:
             else:
                 gone.append(session_id)
         return found, gone
+
+    def _read(self, read: Callable[[], _T]) -> _T:
+        """``read()`` (idempotent: nothing but reads), retried after a connection error, with
+        redis-py's exceptions turned into state errors."""
+        with redis_errors(self._redis):
+            return self._read_retry(read)

@@ -12,6 +12,11 @@ Each choice answers an item of the project's Celery-over-Redis pitfalls:
 - ``worker_cancel_long_running_tasks_on_connection_loss``: acks-late tasks are not run twice
   after a broker connection loss. Only for the prefork pool: ``krtc-rec worker`` turns it off
   for the threads and solo pools, which cannot cancel a job (Celery would stop the worker).
+- The broker's and the result backend's Redis connections get the same connect and socket
+  timeouts, keepalive and health checks as every other client of the project
+  (:mod:`orchestrator.state.connection`); the socket timeout stays above kombu's ``BRPOP``
+  timeout (:data:`BROKER_POLL_S`), so that a poll that finds nothing is never read as a dead
+  connection, and below the task time limits (checked by :func:`check_timing`).
 """
 
 from __future__ import annotations
@@ -20,14 +25,22 @@ from typing import Any
 
 from orchestrator.errors import ConfigError
 from orchestrator.settings import Settings
+from orchestrator.state.connection import RedisOptions
 from orchestrator.tasking.queues import QUEUES, START_QUEUE, STOP_QUEUE, TASK_QUEUES
-from orchestrator.tasking.timing import BOOKKEEPING_S, hard_time_limit_s, longest_run_s
+from orchestrator.tasking.timing import (
+    BOOKKEEPING_S,
+    hard_time_limit_s,
+    longest_run_s,
+    redis_wait_s,
+    soft_time_limit_s,
+)
 
 __all__ = [
     "START_QUEUE",
     "STOP_QUEUE",
     "QUEUES",
     "BOOKKEEPING_S",
+    "BROKER_POLL_S",
     "celery_config",
     "check_timing",
     "hard_time_limit_s",
@@ -35,13 +48,24 @@ __all__ = [
 ]
 
 
+#: Seconds kombu's ``BRPOP`` waits for a message (its ``brpop_timeout``, left at its default).
+BROKER_POLL_S = 1.0
+
+
 def check_timing(settings: Settings) -> None:
     """Refuse a configuration in which a task could be delivered twice.
 
     Raises:
         ConfigError: when ``KRTC_VISIBILITY_TIMEOUT`` is not above the longest run plus the largest
-            retry delay (``KRTC_RETRY_BACKOFF_MAX``), or the backoff base is above its maximum.
+            retry delay (``KRTC_RETRY_BACKOFF_MAX``), the backoff base is above its maximum, or
+            the Redis socket timeout is not above the broker's poll.
     """
+    if settings.redis_socket_timeout_s <= BROKER_POLL_S:
+        raise ConfigError(
+            f"KRTC_REDIS_SOCKET_TIMEOUT_S ({settings.redis_socket_timeout_s:g}s) must exceed "
+            f"the broker's BRPOP poll ({BROKER_POLL_S:g}s): an empty poll would be taken for a "
+            "dead connection"
+        )
     if settings.retry_backoff_base > settings.retry_backoff_max:
         raise ConfigError(
             f"KRTC_RETRY_BACKOFF_BASE ({settings.retry_backoff_base:g}s) must not exceed "
@@ -52,7 +76,7 @@ def check_timing(settings: Settings) -> None:
         raise ConfigError(
             f"KRTC_VISIBILITY_TIMEOUT ({settings.visibility_timeout}s) must exceed the task time "
             f"limit ({hard_time_limit_s(settings)}s: connect + read timeout + "
-            f"{BOOKKEEPING_S + 5:g}s) plus KRTC_RETRY_BACKOFF_MAX "
+            f"{max(BOOKKEEPING_S, redis_wait_s(settings)) + 5:g}s) plus KRTC_RETRY_BACKOFF_MAX "
             f"({settings.retry_backoff_max:g}s) = {needed:g}s; otherwise a delayed retry is "
             "handed to a second worker and runs twice"
         )
@@ -63,9 +87,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     check_timing(settings)
     # Every key Celery writes starts with the project's prefix too, so that one Redis can hold
     # several deployments (and tests) without their queues mixing.
+    redis = RedisOptions.from_settings(settings)
     transport = {
         "visibility_timeout": settings.visibility_timeout,
         "global_keyprefix": f"{settings.redis_prefix}:celery:",
+        **redis.transport_options(),
     }
     return {
         "broker_url": settings.redis_url,
@@ -73,6 +99,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_transport_options": transport,
         "result_backend_transport_options": transport,
         "broker_connection_retry_on_startup": True,
+        # The result backend reads its Redis options from these, not from its transport options.
+        "redis_socket_timeout": redis.socket_timeout_s,
+        "redis_socket_connect_timeout": redis.connect_timeout_s,
+        "redis_socket_keepalive": True,
+        "redis_backend_health_check_interval": redis.health_check_interval_s,
         "task_serializer": "json",
         "result_serializer": "json",
         "accept_content": ["json"],
@@ -92,7 +123,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_default_queue": START_QUEUE,
         "task_routes": {name: {"queue": queue} for name, queue in TASK_QUEUES.items()},
         "task_time_limit": hard_time_limit_s(settings),
-        "task_soft_time_limit": int(longest_run_s(settings)) + 1,
+        "task_soft_time_limit": soft_time_limit_s(settings),
         "worker_send_task_events": True,
         "task_send_sent_event": True,
         "worker_hijack_root_logger": False,
