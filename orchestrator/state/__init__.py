@@ -4,6 +4,7 @@ from orchestrator.state.dead_letters import DeadLetter, DeadLetterStore
 from orchestrator.state.errors import (
     CorruptSessionError,
     IdempotencyKeyReusedError,
+    NewerSchemaError,
     SessionNotFoundError,
     StateBackendError,
     StateUnavailableError,
@@ -15,10 +16,12 @@ from orchestrator.state.results import (
     StopRequestResult,
     TransitionResult,
 )
+from orchestrator.state.schema import SCHEMA_VERSION
 from orchestrator.state.session import Desired, HistoryEntry, Phase, Session, Source
 from orchestrator.state.store import UNSET, SessionStore
 
 __all__ = [
+    "SCHEMA_VERSION",
     "UNSET",
     "CorruptSessionError",
     "CreateResult",
@@ -28,6 +31,7 @@ __all__ = [
     "HistoryEntry",
     "IdempotencyKeyReusedError",
     "Keys",
+    "NewerSchemaError",
     "Phase",
     "Session",
     "SessionNotFoundError",
