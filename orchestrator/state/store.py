@@ -31,6 +31,7 @@ from orchestrator.state.codec import (
     text,
 )
 from orchestrator.state.errors import (
+    CorruptSessionError,
     IdempotencyKeyReusedError,
     SessionNotFoundError,
     StateBackendError,
@@ -326,12 +327,17 @@ class SessionStore:
             CorruptSessionError: the stored session does not decode.
             StateUnavailableError: Redis is unreachable.
         """
-        with redis_errors(self._redis):
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.hgetall(self.keys.session(session_id))
-            if with_history:
-                pipe.lrange(self.keys.history(session_id), 0, -1)
-            replies = pipe.execute()
+        try:
+            with redis_errors(self._redis):
+                pipe = self._redis.pipeline(transaction=True)
+                pipe.hgetall(self.keys.session(session_id))
+                if with_history:
+                    pipe.lrange(self.keys.history(session_id), 0, -1)
+                replies = pipe.execute()
+        except UnicodeDecodeError as exc:
+            # A client with decode_responses met bytes that are not UTF-8 (the message is
+            # not kept: it quotes them).
+            raise CorruptSessionError(session_id, "a stored value is not UTF-8 text") from exc
         if not replies[0]:
             return None
         history = history_from_list(session_id, replies[1]) if with_history else None
