@@ -56,6 +56,9 @@ class AlertKind(StrEnum):
     MISSED = "missed"
     #: A scheduled recording could not be started (its channel was already recording...).
     SCHEDULE_FAILED = "schedule_failed"
+    #: A stored session does not decode, or was written by a newer version: its jobs are
+    #: dead-lettered and the reconciler skips it until a person repairs it.
+    CORRUPT_SESSION = "corrupt_session"
 
     @property
     def severity(self) -> Severity:
@@ -79,6 +82,8 @@ SEVERITY_OF: dict[AlertKind, Severity] = {
     AlertKind.DEAD_LETTER: Severity.WARNING,
     AlertKind.MISSED: Severity.CRITICAL,
     AlertKind.SCHEDULE_FAILED: Severity.CRITICAL,
+    # Nothing will stop or follow its recording (if one runs) until a person looks.
+    AlertKind.CORRUPT_SESSION: Severity.CRITICAL,
 }
 
 _TITLES = {
@@ -91,6 +96,7 @@ _TITLES = {
     AlertKind.DEAD_LETTER: "job dead-lettered",
     AlertKind.MISSED: "scheduled recording missed",
     AlertKind.SCHEDULE_FAILED: "scheduled recording could not start",
+    AlertKind.CORRUPT_SESSION: "stored session unreadable",
 }
 
 

@@ -1,4 +1,9 @@
-"""Running reconcile rounds: fanned out over the workers (beat), or in the foreground (CLI)."""
+"""Running reconcile rounds: fanned out over the workers (beat), or in the foreground (CLI).
+
+One bad session never stops a round. A session whose record does not decode (corrupt, or written
+by a newer version) is skipped with one warning line a round, no traceback, and one alert
+``corrupt_session`` (deduplicated per session like every alert); nothing is written to it.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from orchestrator.jobs.context import JobContext
+from orchestrator.jobs.unreadable import CORRUPT_SESSION
 from orchestrator.reconcile.rounds import RoundGate, RoundSummary, batches
 from orchestrator.reconcile.session import Outcome, reconcile_session
+from orchestrator.state import CorruptSessionError
 
 __all__ = ["gate_for", "fan_out", "reconcile_many", "run_batch", "run_once"]
 
@@ -44,9 +51,22 @@ def fan_out(ctx: JobContext) -> str | None:
 def _safe(ctx: JobContext, session_id: str) -> Outcome:
     try:
         return reconcile_session(ctx, session_id)
+    except CorruptSessionError as exc:
+        return _skip_unreadable(ctx, session_id, exc)
     except Exception as exc:  # one bad session must not stop the round
         log.exception("reconciling session %s failed", session_id)
         return Outcome(session_id, error=f"{type(exc).__name__}: {exc}")
+
+
+def _skip_unreadable(ctx: JobContext, session_id: str, exc: CorruptSessionError) -> Outcome:
+    """Leave an unreadable session alone: a warning, an alert (once), no traceback."""
+    log.warning("session %s skipped: %s (see krtc-rec repair %s)", session_id, exc, session_id)
+    ctx.alert(
+        CORRUPT_SESSION,
+        session_id,
+        f"{exc}; the reconciler skips it until repaired (krtc-rec repair {session_id})",
+    )
+    return Outcome(session_id, skipped=str(exc))
 
 
 def reconcile_many(ctx: JobContext, session_ids: list[str], *, concurrency: int) -> list[Outcome]:

@@ -19,6 +19,8 @@ stopping longer than stuck_after           alert ``stuck``, the stop is queued a
 max duration reached                       stop requested and queued
 pending / starting, no activity for long   the start is queued again (its message was lost)
 orphaned past its maxIdleTime horizon      failed (expired): the identity is freed
+a record that does not decode (corrupt,    skipped, alert ``corrupt_session`` (once), one
+or of a newer schema)                      warning a round (runner.py)
 =========================================  ===============================================
 """
 
@@ -46,13 +48,23 @@ DEFAULT_MAX_IDLE_S = 30
 
 @dataclass
 class Outcome:
-    """What one reconciliation saw and did."""
+    """What one reconciliation saw and did.
+
+    Attributes:
+        session_id: the session.
+        queried: whether ``query`` was called.
+        status: the status it reported.
+        changes: what was changed, one line each.
+        error: why the query failed.
+        skipped: why the session was left alone (its record does not decode).
+    """
 
     session_id: str
     queried: bool = False
     status: int | None = None
     changes: list[str] = field(default_factory=list)
     error: str | None = None
+    skipped: str | None = None
 
     def note(self, text: str) -> None:
         self.changes.append(text)

@@ -27,7 +27,7 @@ def make_alert(**overrides: object) -> Alert:
     return Alert.model_validate(fields)
 
 
-def test_the_kinds_are_the_seven_of_the_issue_and_the_two_of_scheduling() -> None:
+def test_the_kinds_are_those_of_the_issue_of_scheduling_and_of_unreadable_records() -> None:
     assert {k.value for k in AlertKind} == {
         "abnormal_exit",
         "lost",
@@ -38,6 +38,7 @@ def test_the_kinds_are_the_seven_of_the_issue_and_the_two_of_scheduling() -> Non
         "dead_letter",
         "missed",
         "schedule_failed",
+        "corrupt_session",
     }
 
 
@@ -58,6 +59,7 @@ def test_every_kind_has_a_severity_and_a_summary() -> None:
         ("orphaned", "warning"),
         ("start_failed", "warning"),
         ("dead_letter", "warning"),
+        ("corrupt_session", "critical"),
     ],
 )
 def test_severity_by_kind(kind: str, severity: str) -> None:
