@@ -4,6 +4,10 @@ Hooked on Celery's ``task_failure`` signal, which fires for a job that gave up
 (:class:`JobFailedError`), an unexpected error, a time limit and a run that killed its worker
 too often. Redis has no dead-letter queue of its own: without this, a failure would be only an
 expiring FAILURE result.
+
+A job that met a session it cannot read (error kind ``corrupt_session``) is alerted as
+``corrupt_session`` rather than ``dead_letter``, once per session however many of its jobs fail;
+its letter takes the identity from the raw fields and nothing is written to the record.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ from celery import Celery, Task
 from celery.signals import task_failure
 
 from orchestrator.jobs import JobFailedError
-from orchestrator.state import DeadLetter
+from orchestrator.jobs.context import JobContext
+from orchestrator.jobs.unreadable import CORRUPT_SESSION
+from orchestrator.state import CorruptSessionError, DeadLetter, Session
+from orchestrator.state.raw import RawSessions
 from workers import runtime
 
 __all__ = ["connect", "record"]
@@ -35,7 +42,12 @@ def record(task: Task, task_id: str, exc: BaseException, args: list[Any]) -> Dea
     else:
         error = {"kind": type(exc).__name__, "status": None, "code": None, "reason": str(exc)}
     error.setdefault("at", ctx.clock())
-    session = ctx.store.get(session_id) if args else None
+    unreadable = error.get("kind") == CORRUPT_SESSION
+    session = None if unreadable or not args else _session(ctx, session_id)
+    if session is not None:
+        identity = session.identity
+    else:
+        identity = (_raw_identity(ctx, session_id) if args else None) or ("", "", "")
     letter = DeadLetter(
         id=task_id,
         task=task.name,
@@ -45,17 +57,33 @@ def record(task: Task, task_id: str, exc: BaseException, args: list[Any]) -> Dea
         error=error,
         attempts=session.attempts.get(action, 0) if session else 0,
         failed_at=ctx.clock(),
-        app_id=session.app_id if session else "",
-        cname=session.cname if session else "",
-        uid=session.uid if session else "",
+        app_id=identity[0],
+        cname=identity[1],
+        uid=identity[2],
     )
     if not ctx.dead_letters.add(letter):
         return None
     if session is not None:
         ctx.store.note(session_id, f"{action} job dead-lettered ({task_id})", why=error["reason"])
-    ctx.alert("dead_letter", session_id, f"{task.name} failed for good: {error['reason']}")
+    if unreadable:
+        ctx.alert(CORRUPT_SESSION, session_id, f"{task.name} dead-lettered: {error['reason']}")
+    else:
+        ctx.alert("dead_letter", session_id, f"{task.name} failed for good: {error['reason']}")
     log.error("dead letter %s: %s of session %s: %s", task_id, action, session_id, error["reason"])
     return letter
+
+
+def _session(ctx: JobContext, session_id: str) -> Session | None:
+    """The session, or ``None`` when it is gone or cannot be read (the letter is kept anyway)."""
+    try:
+        return ctx.store.get(session_id)
+    except CorruptSessionError:
+        return None
+
+
+def _raw_identity(ctx: JobContext, session_id: str) -> tuple[str, str, str] | None:
+    """The identity as stored, for a session that does not decode."""
+    return RawSessions(ctx.store.redis, keys=ctx.store.keys).identity_of(session_id)
 
 
 def connect(app: Celery) -> None:

@@ -31,7 +31,8 @@ from orchestrator.alerts.sinks import (
 from orchestrator.alerts.store import AlertStore
 from orchestrator.errors import StateError
 from orchestrator.settings import Settings
-from orchestrator.state.session import Session
+from orchestrator.state.errors import CorruptSessionError
+from orchestrator.state.raw import RawSessions
 from orchestrator.state.store import SessionStore
 
 __all__ = ["DEFAULT_REASON_LIMIT", "Alerter", "sinks_from_settings"]
@@ -194,16 +195,8 @@ class Alerter:
             "server_status": server_status,
         }
         if any(value is None for value in context.values()):
-            session = self._session(session_id)
-            if session is not None:
-                known = {
-                    "app_id": session.app_id,
-                    "cname": session.cname,
-                    "uid": session.uid,
-                    "sid": session.sid,
-                    "server_status": session.last_status,
-                }
-                context = {k: known[k] if context[k] is None else context[k] for k in _CONTEXT}
+            known = self._known(session_id)
+            context = {k: known.get(k) if context[k] is None else context[k] for k in _CONTEXT}
         now = self._clock()
         draft = Alert(
             id=self._new_id(),
@@ -259,12 +252,28 @@ class Alerter:
         """Give queued deliveries ``timeout_s`` seconds, then stop delivering."""
         return self.dispatcher.close(timeout_s)
 
-    def _session(self, session_id: str) -> Session | None:
+    def _known(self, session_id: str) -> dict[str, Any]:
+        """What the store knows of the session for an alert's context (empty if nothing)."""
         if self.sessions is None:
-            return None
+            return {}
         try:
-            return self.sessions.get(session_id)
+            session = self.sessions.get(session_id)
+        except CorruptSessionError:
+            # The alert is most likely about this very record; its identity is still useful,
+            # and read without decoding the rest.
+            raw = RawSessions(self.sessions.redis, keys=self.sessions.keys)
+            identity = raw.identity_of(session_id)
+            return dict(zip(("app_id", "cname", "uid"), identity, strict=True)) if identity else {}
         except StateError:
             # Context is a courtesy: an unreadable session must not stop the alert.
             log.warning("alert for session %s: could not read the session", session_id)
-            return None
+            return {}
+        if session is None:
+            return {}
+        return {
+            "app_id": session.app_id,
+            "cname": session.cname,
+            "uid": session.uid,
+            "sid": session.sid,
+            "server_status": session.last_status,
+        }

@@ -63,6 +63,9 @@ class AlertKind(StrEnum):
     #: A start answer gave a sid for a session that was meanwhile finished, or is gone: the
     #: recording it names is being stopped.
     STRAY_RECORDING = "stray_recording"
+    #: A stored session does not decode, or was written by a newer version: its jobs are
+    #: dead-lettered and the reconciler skips it until a person repairs it.
+    CORRUPT_SESSION = "corrupt_session"
 
     @property
     def severity(self) -> Severity:
@@ -89,6 +92,8 @@ SEVERITY_OF: dict[AlertKind, Severity] = {
     AlertKind.CLOCK_SKEW: Severity.WARNING,
     AlertKind.STOP_UNCONFIRMED: Severity.CRITICAL,
     AlertKind.STRAY_RECORDING: Severity.WARNING,
+    # Nothing will stop or follow its recording (if one runs) until a person looks.
+    AlertKind.CORRUPT_SESSION: Severity.CRITICAL,
 }
 
 _TITLES = {
@@ -104,6 +109,7 @@ _TITLES = {
     AlertKind.CLOCK_SKEW: "clock skew against Redis",
     AlertKind.STOP_UNCONFIRMED: "stop not confirmed",
     AlertKind.STRAY_RECORDING: "stray recording stopped",
+    AlertKind.CORRUPT_SESSION: "stored session unreadable",
 }
 
 

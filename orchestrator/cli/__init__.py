@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "dlq": "orchestrator.cli.dlq:dlq",
     "layout": "orchestrator.cli.sessions:layout",
     "list": "orchestrator.cli.views:list_sessions",
+    "repair": "orchestrator.cli.repair:repair",
     "show": "orchestrator.cli.views:show",
     "start": "orchestrator.cli.sessions:start",
     "stop": "orchestrator.cli.sessions:stop",

@@ -21,7 +21,8 @@ def reconcile(once: bool, as_json: bool, concurrency: int) -> None:
     """Query every unfinished session now, repair what differs, print what changed.
 
     Repairs that need a call other than query (a stop to issue again) are queued for the
-    workers, as beat's rounds do.
+    workers, as beat's rounds do. A session whose stored record does not decode is skipped
+    (alert corrupt_session); see krtc-rec repair.
     """
     if not once:
         raise click.UsageError(
@@ -53,13 +54,14 @@ def reconcile(once: bool, as_json: bool, concurrency: int) -> None:
                         "changes": o.changes,
                         "error": o.error,
                         "rate_limited": o.rate_limited,
+                        "skipped": o.skipped,
                     }
                     for o in outcomes
                 ],
             }
         )
         return
-    changed = [o for o in outcomes if o.changes or o.error or o.rate_limited]
+    changed = [o for o in outcomes if o.changes or o.error or o.rate_limited or o.skipped]
     for outcome in changed:
         for change in outcome.changes:
             click.echo(f"{outcome.session_id}  {change}")
@@ -67,6 +69,8 @@ def reconcile(once: bool, as_json: bool, concurrency: int) -> None:
             click.echo(f"{outcome.session_id}  query failed: {outcome.error}")
         if outcome.rate_limited:
             click.echo(f"{outcome.session_id}  not queried: the rate limit of its appId")
+        if outcome.skipped:
+            click.echo(f"{outcome.session_id}  skipped: {outcome.skipped}")
     queried = sum(o.queried for o in outcomes)
     click.echo(
         f"{len(outcomes)} unfinished sessions, {queried} queried, "

@@ -29,6 +29,7 @@ from orchestrator.jobs.context import (
     Retry,
     error_record,
 )
+from orchestrator.jobs.unreadable import failing_on_unreadable
 from orchestrator.krtc.errors import ConflictError, KrtcApiError
 from orchestrator.krtc.retry import delay_s, should_retry
 from orchestrator.krtc.validation import RequestValidationError
@@ -51,8 +52,14 @@ def run_start(ctx: JobContext, session_id: str) -> str:
 
     Raises:
         Retry: a transient failure within the budget.
-        JobFailedError: a permanent failure or an exhausted budget (the session is ``failed``).
+        JobFailedError: a permanent failure or an exhausted budget (the session is ``failed``),
+            or a stored session that does not decode (left as it is).
     """
+    with failing_on_unreadable(ctx, "start", session_id):
+        return _start(ctx, session_id)
+
+
+def _start(ctx: JobContext, session_id: str) -> str:
     session = ctx.store.get(session_id)
     if session is None:
         return f"session {session_id} is gone; nothing to start"

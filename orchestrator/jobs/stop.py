@@ -20,6 +20,7 @@ from orchestrator.jobs.context import (
     error_record,
     recording_ref,
 )
+from orchestrator.jobs.unreadable import failing_on_unreadable
 from orchestrator.krtc.enums import RecordingStatus
 from orchestrator.krtc.errors import KrtcApiError, NotFoundError
 from orchestrator.krtc.models.responses import QueryResponse, StopResponse
@@ -48,8 +49,14 @@ def run_stop(ctx: JobContext, session_id: str) -> str:
 
     Raises:
         Retry: waiting for a sid, confirming the end, or a transient failure within the budget.
-        JobFailedError: a permanent refusal or an exhausted budget (the session stays stopping).
+        JobFailedError: a permanent refusal or an exhausted budget (the session stays stopping),
+            or a stored session that does not decode (left as it is).
     """
+    with failing_on_unreadable(ctx, "stop", session_id):
+        return _stop(ctx, session_id)
+
+
+def _stop(ctx: JobContext, session_id: str) -> str:
     session = ctx.store.get(session_id)
     if session is None:
         return f"session {session_id} is gone; nothing to stop"

@@ -18,6 +18,7 @@ from orchestrator.jobs.context import (
     error_record,
     recording_ref,
 )
+from orchestrator.jobs.unreadable import failing_on_unreadable
 from orchestrator.krtc.enums import Action
 from orchestrator.krtc.errors import KrtcApiError
 from orchestrator.krtc.retry import delay_s, should_retry
@@ -46,8 +47,16 @@ def run_update(
 
     Raises:
         Retry: waiting for the sid, or a transient failure within the budget.
-        JobFailedError: the recording has finished, the server refused, or the budget ran out.
+        JobFailedError: the recording has finished, the server refused, the budget ran out, or
+            the stored session does not decode (left as it is).
     """
+    with failing_on_unreadable(ctx, action_name, session_id):
+        return _update(ctx, session_id, action_name, client_request)
+
+
+def _update(
+    ctx: JobContext, session_id: str, action_name: str, client_request: dict[str, Any]
+) -> str:
     action = UPDATE_ACTIONS[action_name]
     session = ctx.store.get(session_id)
     if session is None or session.is_finished or session.phase == Phase.STOPPING:

@@ -5,6 +5,10 @@ A batch is bounded by time as well as by count: it begins no session after its b
 that the sessions it has begun still end before the task's soft time limit, well inside the
 hard limit and the visibility timeout, however slow the API is. The sessions it did not begin
 go to a new batch of the same round.
+
+One bad session never stops a round. A session whose record does not decode (corrupt, or written
+by a newer version) is skipped with one warning line a round, no traceback, and one alert
+``corrupt_session`` (deduplicated per session like every alert); nothing is written to it.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from orchestrator.jobs.context import JobContext
+from orchestrator.jobs.unreadable import CORRUPT_SESSION
 from orchestrator.reconcile.rounds import RoundGate, RoundSummary, batches
 from orchestrator.reconcile.session import Outcome, reconcile_session
+from orchestrator.state import CorruptSessionError
 from orchestrator.tasking.timing import batch_budget_s
 
 __all__ = ["gate_for", "fan_out", "reconcile_many", "run_batch", "run_once"]
@@ -60,9 +66,22 @@ def _safe(ctx: JobContext, deadline: float | None, session_id: str) -> Outcome:
         return Outcome(session_id, deferred=True)
     try:
         return reconcile_session(ctx, session_id, deadline=deadline)
+    except CorruptSessionError as exc:
+        return _skip_unreadable(ctx, session_id, exc)
     except Exception as exc:  # one bad session must not stop the round
         log.exception("reconciling session %s failed", session_id)
         return Outcome(session_id, error=f"{type(exc).__name__}: {exc}")
+
+
+def _skip_unreadable(ctx: JobContext, session_id: str, exc: CorruptSessionError) -> Outcome:
+    """Leave an unreadable session alone: a warning, an alert (once), no traceback."""
+    log.warning("session %s skipped: %s (see krtc-rec repair %s)", session_id, exc, session_id)
+    ctx.alert(
+        CORRUPT_SESSION,
+        session_id,
+        f"{exc}; the reconciler skips it until repaired (krtc-rec repair {session_id})",
+    )
+    return Outcome(session_id, skipped=str(exc))
 
 
 def reconcile_many(

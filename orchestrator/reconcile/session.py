@@ -19,6 +19,8 @@ stopping longer than stuck_after           alert ``stuck``, the stop is queued a
 max duration reached                       stop requested and queued
 pending / starting, no activity for long   the start is queued again (its message was lost)
 orphaned past its maxIdleTime horizon      failed (expired): the identity is freed
+a record that does not decode (corrupt,    skipped, alert ``corrupt_session`` (once), one
+or of a newer schema)                      warning a round (runner.py)
 =========================================  ===============================================
 
 Queries respect the per-appId rate limit (``KRTC_RATE_LIMIT_PER_APP``), as the jobs' calls do,
@@ -65,6 +67,7 @@ class Outcome:
         rate_limited: not queried: the rate limit of its appId asked for a longer wait than
             allowed; the next round tries again.
         deferred: not begun: its batch's deadline had passed; the batch hands it on.
+        skipped: why the session was left alone (its record does not decode).
     """
 
     session_id: str
@@ -74,6 +77,7 @@ class Outcome:
     error: str | None = None
     rate_limited: bool = False
     deferred: bool = False
+    skipped: str | None = None
 
     def note(self, text: str) -> None:
         self.changes.append(text)

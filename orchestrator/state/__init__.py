@@ -6,6 +6,7 @@ from orchestrator.state.dead_letters import DeadLetter, DeadLetterStore
 from orchestrator.state.errors import (
     CorruptSessionError,
     IdempotencyKeyReusedError,
+    NewerSchemaError,
     RestartRefusedError,
     SessionNotFoundError,
     StateBackendError,
@@ -18,10 +19,12 @@ from orchestrator.state.results import (
     StopRequestResult,
     TransitionResult,
 )
+from orchestrator.state.schema import SCHEMA_VERSION
 from orchestrator.state.session import Desired, HistoryEntry, Phase, Session, Source
 from orchestrator.state.store import UNSET, SessionStore
 
 __all__ = [
+    "SCHEMA_VERSION",
     "UNSET",
     "CorruptSessionError",
     "CreateResult",
@@ -31,6 +34,7 @@ __all__ = [
     "HistoryEntry",
     "IdempotencyKeyReusedError",
     "Keys",
+    "NewerSchemaError",
     "Phase",
     "RedisClock",
     "RestartRefusedError",

@@ -6,6 +6,10 @@ as ``None``). A flag (``restart_on_failure``) is ``"1"`` when set and absent whe
 hashes written before it existed read as unset. Attempt counters are one field per action,
 ``attempts:<action>``, so that ``HINCRBY`` can bump them atomically. Fields this version does
 not know are ignored on reading, so that a newer writer does not break an older reader.
+
+The ``schema`` field holds the layout's version (:mod:`orchestrator.state.schema`); a hash of a
+higher version than this code knows is refused (:class:`NewerSchemaError`), never guessed at.
+Errors name the field that does not decode and the problem, never the stored value.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from orchestrator.state.errors import CorruptSessionError
+from orchestrator.state.errors import CorruptSessionError, NewerSchemaError
+from orchestrator.state.schema import SCHEMA_FIELD, SCHEMA_VERSION, schema_of
 from orchestrator.state.session import HistoryEntry, Session
 
 __all__ = [
@@ -72,8 +77,8 @@ def encode_value(name: str, value: Any) -> str | None:
 
 
 def session_to_hash(session: Session) -> dict[str, str]:
-    """The hash fields of a session (without its history)."""
-    fields: dict[str, str] = {}
+    """The hash fields of a session (without its history), with the schema version."""
+    fields: dict[str, str] = {SCHEMA_FIELD: str(SCHEMA_VERSION)}
     for name in Session.model_fields:
         if name in _NOT_STORED:
             continue
@@ -98,13 +103,22 @@ def session_from_hash(
         history: the history to attach, if it was read.
 
     Raises:
+        NewerSchemaError: the hash was written by a newer version (schema above ours).
         CorruptSessionError: a value does not decode.
     """
     data: dict[str, Any] = {}
     attempts: dict[str, int] = {}
+    field = "(field name)"
     try:
-        for key, value in raw.items():
-            name, val = text(key), text(value)
+        fields = {text(key): value for key, value in raw.items()}
+        field = SCHEMA_FIELD
+        stored_schema = fields.get(SCHEMA_FIELD)
+        schema = schema_of(None if stored_schema is None else text(stored_schema))
+        if schema > SCHEMA_VERSION:
+            raise NewerSchemaError(session_id, schema, SCHEMA_VERSION)
+        for name, value in fields.items():
+            field = name
+            val = text(value)
             if name.startswith(ATTEMPTS_FIELD_PREFIX):
                 attempts[name[len(ATTEMPTS_FIELD_PREFIX) :]] = int(val)
             elif name in _NOT_STORED or name not in Session.model_fields or val == "":
@@ -115,7 +129,7 @@ def session_from_hash(
                 data[name] = val
         return Session(**data, attempts=attempts, history=history or [])
     except (ValueError, TypeError, ValidationError) as exc:
-        raise CorruptSessionError(session_id, _short(exc)) from exc
+        raise CorruptSessionError(session_id, _short(exc, field)) from exc
 
 
 def history_from_list(session_id: str, raw: Iterable[str | bytes]) -> list[HistoryEntry]:
@@ -130,9 +144,19 @@ def history_from_list(session_id: str, raw: Iterable[str | bytes]) -> list[Histo
         raise CorruptSessionError(session_id, f"history entry: {_short(exc)}") from exc
 
 
-def _short(exc: Exception) -> str:
+def _short(exc: Exception, field: str = "") -> str:
+    """What does not decode, without the stored value (it may hold anything)."""
     if isinstance(exc, ValidationError):
+        # A pydantic message describes what was expected; the input is only in "input".
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         return f"{where}: {first['msg']} ({exc.error_count()} error(s))"
-    return str(exc)
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{field}: not valid JSON ({exc.msg} at character {exc.pos})"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"{field}: not UTF-8 text"
+    if field == SCHEMA_FIELD:
+        return str(exc)
+    if field.startswith(ATTEMPTS_FIELD_PREFIX):
+        return f"{field}: not an integer"
+    return f"{field}: {type(exc).__name__}"

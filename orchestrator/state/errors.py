@@ -8,6 +8,7 @@
         ├── IdempotencyKeyReusedError   an idempotency key came back with another identity
         ├── CorruptSessionError         a stored session cannot be decoded
         ├── RestartRefusedError         a failed session may not be restarted (now)
+        │   └── NewerSchemaError        it was written by a newer version (schema above ours)
         └── StateUnavailableError       Redis cannot be reached (connection refused, timeout)
             └── (the message names host:port, never a password)
 
@@ -23,6 +24,7 @@ __all__ = [
     "SessionNotFoundError",
     "IdempotencyKeyReusedError",
     "CorruptSessionError",
+    "NewerSchemaError",
     "StateUnavailableError",
     "StateBackendError",
     "RestartRefusedError",
@@ -67,13 +69,47 @@ class IdempotencyKeyReusedError(StateError):
 class CorruptSessionError(StateError):
     """A stored session (or one of its history entries) does not decode.
 
+    Code that meets one never rewrites the record: jobs dead-letter it, the reconciler skips it,
+    and ``krtc-rec repair`` lets a person release it.
+
     Attributes:
         session_id: the session concerned.
+        detail: what does not decode (a field name and the problem, never the stored value).
     """
 
     def __init__(self, session_id: str, detail: str) -> None:
         self.session_id = session_id
-        super().__init__(f"stored recording session {session_id!r} is corrupt: {detail}")
+        self.detail = detail
+        super().__init__(f"stored recording session {session_id!r} is {self.condition}: {detail}")
+
+    @property
+    def condition(self) -> str:
+        """``"corrupt"``, or ``"from a newer version"`` for a :class:`NewerSchemaError`."""
+        return "corrupt"
+
+
+class NewerSchemaError(CorruptSessionError):
+    """A stored session was written by a newer version of the orchestrator (a higher schema).
+
+    It is treated like a corrupt one: never decoded, rewritten or looped on by this code.
+
+    Attributes:
+        schema: the version of the record.
+        known: the highest version this code reads.
+    """
+
+    def __init__(self, session_id: str, schema: int, known: int) -> None:
+        self.schema = schema
+        self.known = known
+        super().__init__(
+            session_id,
+            f"schema {schema}, this version reads up to {known}; "
+            "a worker of the newer version must handle it",
+        )
+
+    @property
+    def condition(self) -> str:
+        return "from a newer version"
 
 
 class StateUnavailableError(StateError):

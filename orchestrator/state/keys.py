@@ -90,6 +90,10 @@ class Keys:
         """The key that holds the id of the unfinished session of (appId, cname, uid)."""
         return f"{self.prefix}:identity:{_part(app_id)}:{_part(cname)}:{_part(uid)}"
 
+    def identities(self) -> str:
+        """A ``SCAN MATCH`` pattern for every identity key under the prefix."""
+        return _GLOB_SPECIAL.sub(r"\\\1", self.prefix) + ":identity:*"
+
     def idempotency(self, key: str) -> str:
         """The key that holds the id of the session an idempotency key created."""
         return f"{self.prefix}:idem:{_part(key)}"

@@ -24,6 +24,7 @@ __all__ = [
     "LEASE",
     "RECORD_ATTEMPT",
     "COMPARE_AND_DELETE",
+    "RELEASE_RAW",
     "Scripts",
 ]
 
@@ -326,6 +327,52 @@ for _, key in ipairs(KEYS) do
   end
 end
 return deleted
+"""
+
+#: Mark a session failed and free its identity without decoding it (``krtc-rec repair``).
+RELEASE_RAW = """
+-- KEYS[1] session hash        {p}:session:{id}
+-- KEYS[2] history list        {p}:session:{id}:history
+-- KEYS[3] active set          {p}:active
+-- KEYS[4] identity            {p}:identity:{appId}:{cname}:{uid}   (absent when not known)
+-- ARGV[1] session id
+-- ARGV[2] JSON {
+--   now: the updated_at / phase_since value, failed: the phase to set,
+--   phases: every phase this code knows, finished: the final phases (kept as they are),
+--   last_error: the last_error value (JSON text), entry: {at, what, why, source} to append,
+--   limit: history entries to keep, retention: seconds the record is kept from now }
+-- Writes only the named fields, so it works on a record that does not decode (it never reads
+-- the others). The identity is deleted only if it still names this session.
+-- Returns {found 1/0, phase found ('' if absent), removed from active 1/0, identity deleted 1/0}.
+local p = cjson.decode(ARGV[2])
+local removed = redis.call('SREM', KEYS[3], ARGV[1])
+local released = 0
+if KEYS[4] and redis.call('GET', KEYS[4]) == ARGV[1] then
+  released = redis.call('DEL', KEYS[4])
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0, '', removed, released} end
+local found = redis.call('HGET', KEYS[1], 'phase') or ''
+local shown = 'unreadable'
+for _, v in ipairs(p.phases) do
+  if v == found then shown = found end
+end
+local entry = p.entry
+local finished = false
+for _, v in ipairs(p.finished) do
+  if v == found then finished = true end
+end
+if finished then
+  redis.call('HSET', KEYS[1], 'updated_at', p.now, 'last_error', p.last_error)
+else
+  redis.call('HSET', KEYS[1], 'phase', p.failed, 'phase_since', p.now, 'updated_at', p.now,
+    'last_error', p.last_error)
+  entry.what = 'phase ' .. shown .. ' -> ' .. p.failed .. '; ' .. entry.what
+end
+redis.call('RPUSH', KEYS[2], cjson.encode(entry))
+redis.call('LTRIM', KEYS[2], -p.limit, -1)
+redis.call('EXPIRE', KEYS[1], p.retention)
+redis.call('EXPIRE', KEYS[2], p.retention)
+return {1, found, removed, released}
 """
 
 

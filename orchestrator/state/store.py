@@ -41,6 +41,7 @@ from orchestrator.state.codec import (
 )
 from orchestrator.state.connection import ReadRetry, RedisOptions, connect
 from orchestrator.state.errors import (
+    CorruptSessionError,
     IdempotencyKeyReusedError,
     RestartRefusedError,
     SessionNotFoundError,
@@ -401,7 +402,12 @@ class SessionStore:
                 pipe.lrange(self.keys.history(session_id), 0, -1)
             return pipe.execute()
 
-        replies = self._read(read)
+        try:
+            replies = self._read(read)
+        except UnicodeDecodeError as exc:
+            # A client with decode_responses met bytes that are not UTF-8 (the message is
+            # not kept: it quotes them).
+            raise CorruptSessionError(session_id, "a stored value is not UTF-8 text") from exc
         if not replies[0]:
             return None
         history = history_from_list(session_id, replies[1]) if with_history else None

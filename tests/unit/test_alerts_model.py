@@ -41,6 +41,7 @@ def test_the_kinds_are_known_and_documented() -> None:
         "clock_skew",
         "stop_unconfirmed",
         "stray_recording",
+        "corrupt_session",
     }
 
 
@@ -61,6 +62,7 @@ def test_every_kind_has_a_severity_and_a_summary() -> None:
         ("orphaned", "warning"),
         ("start_failed", "warning"),
         ("dead_letter", "warning"),
+        ("corrupt_session", "critical"),
     ],
 )
 def test_severity_by_kind(kind: str, severity: str) -> None:

@@ -9,7 +9,16 @@ import pytest
 
 from orchestrator.errors import OrchestratorError, StateError
 from orchestrator.krtc.enums import Mode
-from orchestrator.state import CorruptSessionError, Desired, HistoryEntry, Phase, Session, Source
+from orchestrator.state import (
+    SCHEMA_VERSION,
+    CorruptSessionError,
+    Desired,
+    HistoryEntry,
+    NewerSchemaError,
+    Phase,
+    Session,
+    Source,
+)
 from orchestrator.state.codec import (
     attempts_field,
     encode_value,
@@ -240,3 +249,56 @@ def test_a_history_entry_that_does_not_decode_is_corruption(bad: str) -> None:
         history_from_list(SID, [good, bad])
 
     assert info.value.session_id == SID
+
+
+# -- schema version ------------------------------------------------------------------------------
+
+
+def test_the_schema_version_is_written_with_every_session() -> None:
+    assert session_to_hash(minimal())["schema"] == str(SCHEMA_VERSION)
+
+
+def test_a_hash_without_a_schema_is_version_1_and_decodes() -> None:
+    stored = valid_hash()
+    del stored["schema"]
+
+    assert session_from_hash(SID, stored) == full()
+
+
+def test_a_hash_of_a_newer_schema_is_refused_not_guessed_at() -> None:
+    stored = valid_hash() | {"schema": str(SCHEMA_VERSION + 98)}
+
+    with pytest.raises(NewerSchemaError) as info:
+        session_from_hash(SID, stored)
+
+    error = info.value
+    assert isinstance(error, CorruptSessionError), "handled like a corrupt record"
+    assert (error.session_id, error.schema, error.known) == (SID, SCHEMA_VERSION + 98, 1)
+    assert str(error).startswith(f"stored recording session {SID!r} is from a newer version")
+
+
+@pytest.mark.parametrize("value", ["two", "-1", "0", "1.0", "\u0661"])
+def test_a_schema_that_is_not_a_positive_integer_is_corruption(value: str) -> None:
+    with pytest.raises(CorruptSessionError, match="schema: not a positive integer") as info:
+        session_from_hash(SID, valid_hash() | {"schema": value})
+
+    assert not isinstance(info.value, NewerSchemaError)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("attempts:stop", "SeCrEt-42", "attempts:stop: not an integer"),
+        ("files", "[SeCrEt-42", "files: not valid JSON"),
+        ("created_at", "SeCrEt-42", "created_at: Input should be a valid number"),
+        ("mode", "SeCrEt-42", "mode: Input should be 'individual' or 'mix'"),
+    ],
+)
+def test_a_corrupt_field_is_named_without_its_stored_value(
+    field: str, value: str, named: str
+) -> None:
+    with pytest.raises(CorruptSessionError) as info:
+        session_from_hash(SID, valid_hash() | {field: value})
+
+    assert named in info.value.detail
+    assert "SeCrEt" not in str(info.value)

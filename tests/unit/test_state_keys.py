@@ -128,3 +128,11 @@ def test_keys_are_frozen_and_comparable() -> None:
         keys.prefix = "q"  # type: ignore[misc]
     assert keys == Keys("p")
     assert hash(keys) == hash(Keys("p"))
+
+
+def test_the_identities_pattern_matches_every_identity_key_and_escapes_the_prefix() -> None:
+    from fnmatch import fnmatchcase
+
+    assert fnmatchcase(Keys().identity("app", "room:1", "7"), Keys().identities())
+    assert not fnmatchcase(Keys().session("01X"), Keys().identities())
+    assert Keys("a*b").identities() == r"a\*b:identity:*"
