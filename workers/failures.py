@@ -1,9 +1,13 @@
-"""Dead letters: every failed task of the app becomes exactly one dead letter, and an alert.
+"""Dead letters: every failed task of the app is filed as a dead letter, and alerted once.
 
 Hooked on Celery's ``task_failure`` signal, which fires for a job that gave up
 (:class:`JobFailedError`), an unexpected error, a time limit and a run that killed its worker
 too often. Redis has no dead-letter queue of its own: without this, a failure would be only an
 expiring FAILURE result.
+
+A (session, action) keeps one live letter (:mod:`orchestrator.state.dead_letters`): the first
+failure files it and raises the ``dead_letter`` alert; a later failure (the reconciler re-queues a
+stop that keeps failing) counts into that letter and notes the session, without a new alert.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from celery.signals import task_failure
 
 from orchestrator.jobs import JobFailedError
 from orchestrator.state import DeadLetter
+from orchestrator.state.dead_letters import Filing
 from workers import runtime
 
 __all__ = ["connect", "record"]
@@ -23,8 +28,13 @@ __all__ = ["connect", "record"]
 log = logging.getLogger("workers.failures")
 
 
-def record(task: Task, task_id: str, exc: BaseException, args: list[Any]) -> DeadLetter | None:
-    """Keep a dead letter for a failed task (once per task id); ``None`` if one existed."""
+def record(task: Task, task_id: str, exc: BaseException, args: list[Any]) -> Filing:
+    """File the failure of a task as a dead letter; alert when it is a new letter.
+
+    Returns:
+        What the dead-letter store did (a new letter, one more failure of the live letter of
+        this session and action, or nothing for a redelivered failure).
+    """
     from workers.tasks import TASK_ACTIONS
 
     ctx = runtime.context(task.app.conf.krtc_settings)
@@ -49,13 +59,29 @@ def record(task: Task, task_id: str, exc: BaseException, args: list[Any]) -> Dea
         cname=session.cname if session else "",
         uid=session.uid if session else "",
     )
-    if not ctx.dead_letters.add(letter):
-        return None
+    filed = ctx.dead_letters.add(letter)
+    if filed is Filing.DUPLICATE:
+        return filed
+    if filed is Filing.UPDATED:
+        if session is not None:
+            ctx.store.note(
+                session_id,
+                f"{action} job failed again ({task_id}); dead letter updated",
+                why=error["reason"],
+            )
+        log.warning(
+            "%s of session %s failed again (%s), counted in its dead letter: %s",
+            action,
+            session_id,
+            task_id,
+            error["reason"],
+        )
+        return filed
     if session is not None:
         ctx.store.note(session_id, f"{action} job dead-lettered ({task_id})", why=error["reason"])
     ctx.alert("dead_letter", session_id, f"{task.name} failed for good: {error['reason']}")
     log.error("dead letter %s: %s of session %s: %s", task_id, action, session_id, error["reason"])
-    return letter
+    return filed
 
 
 def connect(app: Celery) -> None:
