@@ -471,3 +471,31 @@ def test_krtc_rec_alerts_delivers_what_a_dead_process_left_and_lists_what_was_gi
     assert "HTTP 404" in record["error"] and record["alert"]["id"] in {"left-0", "left-1"}
     table = cli("--undelivered", "--deliver-for", "0")
     assert "HTTP 404" in table.stdout and "webhook" in table.stdout
+
+
+def test_the_metrics_count_given_up_and_waiting_deliveries_per_sink(
+    make_alerter: Callable[..., Alerter], store: SessionStore
+) -> None:
+    from orchestrator.metrics.collector import RedisCollector
+
+    # Given one delivery refused for good, and one waiting for a webhook no process delivers to
+    gate = Gate(DeliveryError("HTTP 404", retryable=False))
+    gate.gate.set()
+    alerter = make_alerter(sinks=[gate])
+    alerter.raise_alert("lost", "s-1", "404 from query")
+    assert alerter.flush(5)
+    draft = Alert(id="w1", kind="lost", severity="critical", session_id="s-2", at=1.0, first_at=1.0)
+    alerter.store.record(draft, sinks=["webhook"])
+
+    # When the metrics are collected
+    samples = {
+        (sample.name, sample.labels.get("sink")): sample.value
+        for metric in RedisCollector(store.redis, store.keys).collect()
+        for sample in metric.samples
+    }
+
+    # Then each sink is counted, the known ones from 0
+    assert samples[("krtc_alerts_undelivered_total", "gate")] == 1
+    assert samples[("krtc_alerts_undelivered_total", "slack")] == 0
+    assert samples[("krtc_alerts_outbox", "webhook")] == 1
+    assert samples[("krtc_alerts_outbox", "gate")] == 0
