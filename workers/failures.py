@@ -1,4 +1,4 @@
-"""Dead letters: every failed task of the app becomes exactly one dead letter, and an alert.
+"""Dead letters: every failed task of the app is filed as a dead letter, and alerted once.
 
 Hooked on Celery's ``task_failure`` signal, which fires for a job that gave up
 (:class:`JobFailedError`), an unexpected error, a time limit and a run that killed its worker
@@ -8,6 +8,10 @@ expiring FAILURE result.
 A job that met a session it cannot read (error kind ``corrupt_session``) is alerted as
 ``corrupt_session`` rather than ``dead_letter``, once per session however many of its jobs fail;
 its letter takes the identity from the raw fields and nothing is written to the record.
+
+A (session, action) keeps one live letter (:mod:`orchestrator.state.dead_letters`): the first
+failure files it and raises the ``dead_letter`` alert; a later failure (the reconciler re-queues a
+stop that keeps failing) counts into that letter and notes the session, without a new alert.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from orchestrator.jobs import JobFailedError
 from orchestrator.jobs.context import JobContext
 from orchestrator.jobs.unreadable import CORRUPT_SESSION
 from orchestrator.state import CorruptSessionError, DeadLetter, Session
+from orchestrator.state.dead_letters import Filing
 from orchestrator.state.raw import RawSessions
 from workers import runtime
 
@@ -30,8 +35,13 @@ __all__ = ["connect", "record"]
 log = logging.getLogger("workers.failures")
 
 
-def record(task: Task, task_id: str, exc: BaseException, args: list[Any]) -> DeadLetter | None:
-    """Keep a dead letter for a failed task (once per task id); ``None`` if one existed."""
+def record(task: Task, task_id: str, exc: BaseException, args: list[Any]) -> Filing:
+    """File the failure of a task as a dead letter; alert when it is a new letter.
+
+    Returns:
+        What the dead-letter store did (a new letter, one more failure of the live letter of
+        this session and action, or nothing for a redelivered failure).
+    """
     from workers.tasks import TASK_ACTIONS
 
     ctx = runtime.context(task.app.conf.krtc_settings)
@@ -61,8 +71,24 @@ def record(task: Task, task_id: str, exc: BaseException, args: list[Any]) -> Dea
         cname=identity[1],
         uid=identity[2],
     )
-    if not ctx.dead_letters.add(letter):
-        return None
+    filed = ctx.dead_letters.add(letter)
+    if filed is Filing.DUPLICATE:
+        return filed
+    if filed is Filing.UPDATED:
+        if session is not None:
+            ctx.store.note(
+                session_id,
+                f"{action} job failed again ({task_id}); dead letter updated",
+                why=error["reason"],
+            )
+        log.warning(
+            "%s of session %s failed again (%s), counted in its dead letter: %s",
+            action,
+            session_id,
+            task_id,
+            error["reason"],
+        )
+        return filed
     if session is not None:
         ctx.store.note(session_id, f"{action} job dead-lettered ({task_id})", why=error["reason"])
     if unreadable:
@@ -70,7 +96,7 @@ def record(task: Task, task_id: str, exc: BaseException, args: list[Any]) -> Dea
     else:
         ctx.alert("dead_letter", session_id, f"{task.name} failed for good: {error['reason']}")
     log.error("dead letter %s: %s of session %s: %s", task_id, action, session_id, error["reason"])
-    return letter
+    return filed
 
 
 def _session(ctx: JobContext, session_id: str) -> Session | None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from celery import Celery, Task
 from celery.exceptions import Reject
-from celery.signals import worker_shutdown
+from celery.signals import worker_ready, worker_shutdown
 
 from orchestrator.jobs import (
     JobContext,
@@ -149,7 +149,22 @@ def register(app: Celery) -> None:
     # Not acks_late: a lost tick is replaced by the next one, and claims survive in Redis.
     app.task(name="krtc.schedule_tick", bind=True)(schedule_tick)
 
+    settings = app.conf.krtc_settings
+
+    def deliver_alerts(sender: Any = None, **_: Any) -> None:
+        # Each worker delivers what any process left in the alert outbox (one that died before
+        # delivering), not only the alerts it raises itself.
+        if getattr(sender, "app", None) is not app:
+            return
+        try:
+            alerter = runtime.context(settings, app).alerter
+            if alerter is not None:
+                alerter.start()
+        except Exception:
+            log.exception("could not start alert delivery")
+
     failures.connect(app)
+    worker_ready.connect(deliver_alerts, weak=False)
     worker_shutdown.connect(lambda **_: runtime.close(), weak=False)
     redelivery.connect(app)
     wakeup.connect(app)

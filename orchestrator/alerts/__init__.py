@@ -3,9 +3,11 @@
 ::
 
     Alerter.raise_alert(kind, session_id, reason)        (jobs: Alerter.hook)
-      ├── AlertStore.record     dedupe + recent list + counter, one Lua script   (store.py)
+      ├── AlertStore.record     dedupe + recent list + counter + outbox entries, (store.py)
+      │                         one Lua script                                   (scripts.py)
       ├── LogSink               in the caller's thread                           (sinks/log.py)
-      └── Dispatcher.submit     one queue and thread per webhook sink, retries   (delivery.py)
+      └── Dispatcher.submit     wakes one thread per webhook sink: lease an      (delivery.py)
+            │                   outbox entry, deliver, ack / retry / give up     (outbox.py)
             ├── WebhookSink     JSON, optional HMAC-SHA256 signature             (signing.py)
             ├── DingTalkSink    markdown
             ├── FeishuSink      interactive card
@@ -19,6 +21,7 @@ webhook signature.
 from orchestrator.alerts.alerter import Alerter, sinks_from_settings
 from orchestrator.alerts.delivery import DeliveryPolicy, Dispatcher
 from orchestrator.alerts.model import SEVERITY_OF, Alert, AlertKind, Severity
+from orchestrator.alerts.outbox import AlertOutbox, Lease, Undelivered
 from orchestrator.alerts.redact import RedactedUrl
 from orchestrator.alerts.signing import sign, verify
 from orchestrator.alerts.sinks import (
@@ -38,6 +41,7 @@ __all__ = [
     "SEVERITY_OF",
     "Alert",
     "AlertKind",
+    "AlertOutbox",
     "AlertStore",
     "Alerter",
     "DeliveryError",
@@ -46,11 +50,13 @@ __all__ = [
     "Dispatcher",
     "FeishuSink",
     "HttpSink",
+    "Lease",
     "LogSink",
     "RedactedUrl",
     "Severity",
     "Sink",
     "SlackSink",
+    "Undelivered",
     "WeComSink",
     "WebhookSink",
     "sign",

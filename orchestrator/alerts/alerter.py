@@ -15,8 +15,9 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from orchestrator.alerts.delivery import DEFAULT_QUEUE_SIZE, DeliveryPolicy, Dispatcher
+from orchestrator.alerts.delivery import DEFAULT_POLL_S, DeliveryPolicy, Dispatcher
 from orchestrator.alerts.model import Alert, AlertKind
+from orchestrator.alerts.outbox import DEFAULT_LEASE_S
 from orchestrator.alerts.redact import MASK
 from orchestrator.alerts.render import truncate
 from orchestrator.alerts.sinks import (
@@ -86,7 +87,9 @@ class Alerter:
         log_sink: the log sink (default: the ``orchestrator.alerts`` logger).
         remind_after_s: raise a persisting alert again after this many seconds; ``None``: never.
         secrets: strings that must never appear in an alert (they are masked in reasons).
-        policy, queue_size: of the background delivery.
+        policy: attempts and backoff of the background delivery.
+        lease_s: seconds an outbox entry is held per attempt (its process may have died after).
+        poll_s: seconds between looks at an idle outbox.
         clock: unix time (injectable for tests).
         new_id: makes alert ids.
     """
@@ -101,7 +104,8 @@ class Alerter:
         remind_after_s: float | None = None,
         secrets: Iterable[str | None] = (),
         policy: DeliveryPolicy | None = None,
-        queue_size: int = DEFAULT_QUEUE_SIZE,
+        lease_s: float = DEFAULT_LEASE_S,
+        poll_s: float = DEFAULT_POLL_S,
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
@@ -112,7 +116,11 @@ class Alerter:
         self.log_sink = log_sink or LogSink()
         self.remind_after_s = remind_after_s
         self.dispatcher = Dispatcher(
-            [s for s in sinks if s.background], policy=policy, queue_size=queue_size
+            [s for s in sinks if s.background],
+            outbox=store.outbox,
+            policy=policy,
+            lease_s=lease_s,
+            poll_s=poll_s,
         )
         self._local = [s for s in sinks if not s.background]
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
@@ -176,7 +184,8 @@ class Alerter:
     ) -> Alert | None:
         """Raise an alert unless (session, kind) has one (and no reminder is due).
 
-        Stores and logs it, then hands it to the background sinks; never waits for them.
+        Stores it and queues it for every background sink in one atomic step (so it is never
+        lost once this returns), logs it, and wakes the delivery lanes; never waits for a sink.
         Context left out is read from the session, if the alerter has the session store.
 
         Returns:
@@ -208,7 +217,11 @@ class Alerter:
             first_at=now,
             **context,
         )
-        alert = self.store.record(draft, remind_after_s=self.remind_after_s)
+        alert = self.store.record(
+            draft,
+            remind_after_s=self.remind_after_s,
+            sinks=[sink.name for sink in self.dispatcher.sinks],
+        )
         if alert is None:
             log.debug("alert %s for session %s already raised", kind.value, session_id)
             return None
@@ -244,12 +257,19 @@ class Alerter:
             text = sink.scrub(text)
         return text
 
+    def start(self) -> None:
+        """Deliver in the background from now on: also what other processes left in the outbox."""
+        self.dispatcher.start()
+
     def flush(self, timeout_s: float) -> bool:
-        """Wait until queued deliveries are done; false on timeout."""
+        """Deliver until the outboxes of this alerter's sinks are empty; false on timeout."""
         return self.dispatcher.flush(timeout_s)
 
     def close(self, timeout_s: float = 5.0) -> bool:
-        """Give queued deliveries ``timeout_s`` seconds, then stop delivering."""
+        """Give queued deliveries ``timeout_s`` seconds, then stop delivering.
+
+        Deliveries not done stay in the outbox, for another process.
+        """
         return self.dispatcher.close(timeout_s)
 
     def _known(self, session_id: str) -> dict[str, Any]:

@@ -1,14 +1,17 @@
-"""Background delivery: raising an alert never waits for a network.
+"""Background delivery from the outbox: raising an alert never waits for a network.
 
-Each background sink gets its own lane: a bounded queue and one daemon thread that delivers the
-queued alerts in order, retrying a retryable failure with capped, fully jittered exponential
-backoff (a receiver's ``Retry-After`` as a floor). A hung or failing receiver therefore delays
-only its own sink. When a lane's queue is full the alert is dropped from that sink with an error
-log: it is still stored (``krtc-rec alerts``) and logged.
+Each background sink gets its own lane: one daemon thread that leases the sink's entries from
+the Redis outbox (:mod:`orchestrator.alerts.outbox`) one at a time, makes one attempt, and then
+acknowledges the entry, makes it due again after capped, fully jittered exponential backoff (a
+receiver's ``Retry-After`` as a floor), or gives it up once the policy's attempts are spent or
+the error is permanent. Retries wait in Redis, not in a thread, so any process can make the next
+attempt. A hung or failing receiver delays only its own sink.
 
-Threads start on the first alert, so a process that never raises one (a CLI command, a prefork
-parent before it forks) starts none. Deliveries still queued when the process exits are lost;
-call :meth:`Dispatcher.close` on shutdown to give them a moment.
+A lane wakes when this process raises an alert and polls its outbox every ``poll_s`` seconds, so
+it also delivers what other processes queued and could not deliver (a lease that expired because
+its process died). Threads start on the first alert or on :meth:`Dispatcher.start`, so a process
+that never asks (a CLI command, a prefork parent before it forks) starts none; a forked child
+starts its own.
 
 Chosen over a Celery task so that alerts raised by the reconciler, the CLI and the workers all
 deliver the same way, without depending on the queue whose trouble they may be reporting.
@@ -17,7 +20,7 @@ deliver the same way, without depending on the queue whose trouble they may be r
 from __future__ import annotations
 
 import logging
-import queue
+import os
 import random
 import threading
 import time
@@ -25,13 +28,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from orchestrator.alerts.model import Alert
+from orchestrator.alerts.outbox import DEFAULT_LEASE_S, AlertOutbox, Lease
 from orchestrator.alerts.sinks.base import DeliveryError, Sink
 
 __all__ = [
     "DEFAULT_DELIVERY_ATTEMPTS",
     "DEFAULT_BACKOFF_BASE_S",
     "DEFAULT_BACKOFF_MAX_S",
-    "DEFAULT_QUEUE_SIZE",
+    "DEFAULT_POLL_S",
     "DeliveryPolicy",
     "backoff_s",
     "Dispatcher",
@@ -41,8 +45,8 @@ DEFAULT_DELIVERY_ATTEMPTS = 6
 DEFAULT_BACKOFF_BASE_S = 1.0
 #: Cap of one wait between attempts, seconds (six attempts span about a minute at most).
 DEFAULT_BACKOFF_MAX_S = 30.0
-#: Alerts waiting per sink before new ones are dropped from that sink.
-DEFAULT_QUEUE_SIZE = 1000
+#: Seconds between looks at an idle sink's outbox (for entries other processes left).
+DEFAULT_POLL_S = 5.0
 
 log = logging.getLogger("orchestrator.alerts.delivery")
 
@@ -76,133 +80,177 @@ def backoff_s(
     return wait
 
 
-_STOP = object()
-
-
 class _Lane:
-    """One sink's queue and thread."""
+    """One sink's thread (in the process that started it)."""
 
-    def __init__(self, sink: Sink, dispatcher: Dispatcher, size: int) -> None:
+    def __init__(self, sink: Sink, dispatcher: Dispatcher) -> None:
         self.sink = sink
-        self.queue: queue.Queue[object] = queue.Queue(maxsize=size)
+        self.wakeup = threading.Event()
         self._dispatcher = dispatcher
         self._thread: threading.Thread | None = None
+        self._pid = 0
         self._lock = threading.Lock()
 
-    def offer(self, alert: Alert) -> bool:
-        self._start()
-        try:
-            self.queue.put_nowait(alert)
-        except queue.Full:
-            return False
-        return True
-
-    def _start(self) -> None:
-        if self._thread is not None:
-            return
+    def start(self) -> None:
         with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name=f"krtc-alerts-{self.sink.name}", daemon=True
-                )
-                self._thread.start()
+            # A forked child inherits the object but not the thread: it starts its own.
+            if self._thread is not None and self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            self._thread = threading.Thread(
+                target=self._run, name=f"krtc-alerts-{self.sink.name}", daemon=True
+            )
+            self._thread.start()
 
     def _run(self) -> None:
-        while True:
-            item = self.queue.get()
+        dispatcher = self._dispatcher
+        while not dispatcher.is_closing:
+            self.wakeup.clear()
             try:
-                if item is _STOP:
-                    return
-                assert isinstance(item, Alert)
-                self._dispatcher.deliver(self.sink, item)
-            except Exception:  # a lane must outlive any one alert
-                log.exception("alert delivery to %s crashed", self.sink.describe())
-            finally:
-                self.queue.task_done()
+                wait = dispatcher.work(self.sink)
+            except Exception:  # a lane must outlive any one alert, and Redis outages
+                log.exception("alert delivery to %s failed", self.sink.describe())
+                wait = dispatcher.poll_s
+            if wait > 0:
+                self.wakeup.wait(min(wait, dispatcher.poll_s))
 
-    def idle(self, deadline: float) -> bool:
-        with self.queue.all_tasks_done:
-            while self.queue.unfinished_tasks:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self.queue.all_tasks_done.wait(left)
-        return True
-
-    def stop(self, deadline: float) -> None:
+    def join(self, deadline: float) -> None:
         thread = self._thread
-        if thread is None:
-            return
-        try:
-            self.queue.put(_STOP, timeout=max(deadline - time.monotonic(), 0.001))
-        except queue.Full:
-            return
-        thread.join(max(deadline - time.monotonic(), 0.0))
+        if thread is not None and self._pid == os.getpid():
+            thread.join(max(deadline - time.monotonic(), 0.0))
 
 
 class Dispatcher:
-    """Delivers alerts to sinks in the background, with retries.
+    """Delivers the outbox's alerts to sinks in the background, with retries.
 
     Args:
-        sinks: the background sinks (one lane each).
+        sinks: the background sinks (one lane each; names must differ: a name is an outbox).
+        outbox: where the entries wait (``None``: only :meth:`deliver` works, for tests).
         policy: attempts and backoff.
-        queue_size: alerts waiting per sink before new ones are dropped.
+        lease_s: seconds an entry is held per attempt (above the longest attempt).
+        poll_s: seconds between looks at an idle outbox.
         rng: jitter source in [0, 1) (stub it for reproducible waits).
+
+    Raises:
+        ValueError: two sinks share a name, or a duration is not positive.
     """
 
     def __init__(
         self,
         sinks: Sequence[Sink],
         *,
+        outbox: AlertOutbox | None = None,
         policy: DeliveryPolicy | None = None,
-        queue_size: int = DEFAULT_QUEUE_SIZE,
+        lease_s: float = DEFAULT_LEASE_S,
+        poll_s: float = DEFAULT_POLL_S,
         rng: Callable[[], float] = random.random,
     ) -> None:
-        if queue_size < 1:
-            raise ValueError(f"queue_size must be at least 1, got {queue_size}")
+        names = [s.name for s in sinks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"background sinks need distinct names, got {names}")
+        if lease_s <= 0 or poll_s <= 0:
+            raise ValueError("lease_s and poll_s must be positive")
+        self.outbox = outbox
         self.policy = policy or DeliveryPolicy()
+        self.lease_s = lease_s
+        self.poll_s = poll_s
         self._rng = rng
         self._closing = threading.Event()
-        self._lanes = [_Lane(sink, self, queue_size) for sink in sinks]
+        self._lanes = [_Lane(sink, self) for sink in sinks]
 
     @property
     def sinks(self) -> list[Sink]:
         """The sinks, in the order given."""
         return [lane.sink for lane in self._lanes]
 
-    def submit(self, alert: Alert) -> None:
-        """Queue ``alert`` for every sink; returns at once, never raises for a sink."""
-        if self._closing.is_set():
-            log.error("alert %s not delivered: the dispatcher is closed", alert.id)
+    @property
+    def is_closing(self) -> bool:
+        """Whether :meth:`close` was called (the lanes stop)."""
+        return self._closing.is_set()
+
+    def start(self) -> None:
+        """Start the lanes (if not yet in this process): they deliver what is due, and poll."""
+        if self._closing.is_set() or not self._lanes:
             return
+        if self.outbox is None:
+            raise RuntimeError("a dispatcher without an outbox cannot deliver in the background")
         for lane in self._lanes:
-            if not lane.offer(alert):
-                log.error(
-                    "alert %s (%s, session %s) dropped for %s: %d alerts already waiting",
-                    alert.id,
-                    alert.kind.value,
-                    alert.session_id,
-                    lane.sink.describe(),
-                    lane.queue.maxsize,
-                )
+            lane.start()
+
+    def submit(self, alert: Alert) -> None:
+        """Wake the lanes for ``alert`` (already in the outbox); returns at once."""
+        if self._closing.is_set():
+            log.info("alert %s stays in the outbox: this dispatcher is closed", alert.id)
+            return
+        self.start()
+        for lane in self._lanes:
+            lane.wakeup.set()
+
+    def work(self, sink: Sink) -> float:
+        """Make one attempt on the entry of ``sink`` due longest ago, if any.
+
+        Returns:
+            0 after an attempt (look again at once), else seconds until something may be due.
+        """
+        assert self.outbox is not None
+        taken = self.outbox.lease(sink.name, self.lease_s)
+        if not isinstance(taken, Lease):
+            return self.poll_s if taken is None else max(taken, 0.001)
+        alert, attempt = taken.alert, taken.attempts + 1
+        error = self.attempt(sink, alert)
+        if error is None:
+            self.outbox.ack(taken)
+            sink.after_deliver(alert)
+            return 0.0
+        if error.retryable and attempt < self.policy.max_attempts:
+            wait = backoff_s(error, attempt, self.policy, rng=self._rng)
+            log.warning(
+                "alert %s to %s failed (attempt %d of %d), retrying in %.2fs: %s",
+                alert.id,
+                sink.describe(),
+                attempt,
+                self.policy.max_attempts,
+                wait,
+                error,
+            )
+            self.outbox.retry(taken, str(error), wait)
+            return 0.0
+        log.error(
+            "alert %s (%s, session %s) not delivered to %s after %d attempt(s): %s",
+            alert.id,
+            alert.kind.value,
+            alert.session_id,
+            sink.describe(),
+            attempt,
+            error,
+        )
+        if self.outbox.give_up(taken, str(error)):
+            sink.after_give_up(alert, error)
+        return 0.0
+
+    @staticmethod
+    def attempt(sink: Sink, alert: Alert) -> DeliveryError | None:
+        """One attempt to deliver ``alert`` to ``sink``: ``None`` if it was accepted."""
+        try:
+            sink.before_deliver(alert)
+            sink.deliver(alert)
+        except DeliveryError as exc:
+            return exc
+        except Exception as exc:  # a sink's bug: report it like a failed delivery
+            detail = sink.scrub(str(exc))
+            return DeliveryError(f"{type(exc).__name__}: {detail}", retryable=False)
+        return None
 
     def deliver(self, sink: Sink, alert: Alert) -> bool:
-        """Deliver ``alert`` to ``sink`` now, retrying as the policy allows (in this thread).
+        """Deliver ``alert`` to ``sink`` now, retrying in this thread (no outbox involved).
 
         Returns:
             Whether it was delivered.
         """
         attempt = 1
         while True:
-            try:
-                sink.before_deliver(alert)
-                sink.deliver(alert)
-            except DeliveryError as exc:
-                error = exc
-            except Exception as exc:  # a sink's bug: report it like a failed delivery
-                detail = sink.scrub(str(exc))
-                error = DeliveryError(f"{type(exc).__name__}: {detail}", retryable=False)
-            else:
+            error = self.attempt(sink, alert)
+            if error is None:
                 sink.after_deliver(alert)
                 return True
             if not error.retryable or attempt >= self.policy.max_attempts:
@@ -228,27 +276,46 @@ class Dispatcher:
                 error,
             )
             if self._closing.wait(wait):
-                log.error("alert %s not delivered to %s: shutting down", alert.id, sink.describe())
                 sink.after_give_up(alert, error)
                 return False
             attempt += 1
 
+    def pending(self) -> int:
+        """Entries waiting in the outboxes of this dispatcher's sinks (any process's)."""
+        if self.outbox is None:
+            return 0
+        return sum(self.outbox.pending(lane.sink.name) for lane in self._lanes)
+
     def flush(self, timeout_s: float) -> bool:
-        """Wait until every queued alert was delivered or given up; false on timeout."""
+        """Deliver until the sinks' outboxes are empty; false on timeout (entries stay queued)."""
+        if not self._lanes or self.outbox is None:
+            return True
         deadline = time.monotonic() + timeout_s
-        return all(lane.idle(deadline) for lane in self._lanes)
+        self.start()
+        while True:
+            for lane in self._lanes:
+                lane.wakeup.set()
+            if self.pending() == 0:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
 
     def close(self, timeout_s: float = 5.0) -> bool:
-        """Give queued deliveries ``timeout_s`` seconds, then stop the threads.
+        """Give the outboxes ``timeout_s`` seconds to empty, then stop the threads.
+
+        What is left stays in the outbox, for another process (or this one, restarted).
 
         Returns:
-            Whether everything queued was delivered or given up in time.
+            Whether the outboxes were empty in time.
         """
         deadline = time.monotonic() + timeout_s
-        flushed = self.flush(timeout_s)
+        flushed = self.flush(timeout_s) if not self._closing.is_set() else True
         self._closing.set()
         for lane in self._lanes:
-            lane.stop(deadline)
+            lane.wakeup.set()
+        for lane in self._lanes:
+            lane.join(deadline)
         for lane in self._lanes:
             lane.sink.close()
         return flushed

@@ -6,16 +6,26 @@ cannot both win. With a reminder interval, a raise that comes at least that long
 one is raised again as a reminder. :meth:`AlertStore.resolve` forgets a marker, so a condition
 that cleared and came back alerts again. Markers expire after ``marker_ttl_s`` (a condition that
 lasts longer alerts again then, like a reminder).
+
+The same script queues the alert in the outbox of every background sink
+(:mod:`orchestrator.alerts.outbox`), so a stored alert always has its deliveries waiting.
 """
 
 from __future__ import annotations
 
 import builtins
+import logging
+from collections.abc import Sequence
 from typing import cast
 
 from redis import Redis
 
 from orchestrator.alerts.model import Alert, AlertKind
+from orchestrator.alerts.outbox import (
+    DEFAULT_OUTBOX_LIMIT,
+    DEFAULT_UNDELIVERED_LIMIT,
+    AlertOutbox,
+)
 from orchestrator.alerts.scripts import RAISE
 from orchestrator.state.backend import redis_errors
 from orchestrator.state.codec import text
@@ -28,6 +38,8 @@ DEFAULT_RECENT_LIMIT = 1000
 #: Seconds a (session, kind) marker is kept after its last raise (the session retention).
 DEFAULT_MARKER_TTL_S = 7 * 86400
 
+log = logging.getLogger("orchestrator.alerts")
+
 
 class AlertStore:
     """Alerts in Redis, under the session store's key prefix.
@@ -37,6 +49,9 @@ class AlertStore:
         keys: the key names (share the session store's: ``store.keys``).
         recent_limit: how many recent alerts are kept.
         marker_ttl_s: seconds a (session, kind) marker is kept after its last raise.
+        outbox_limit: entries kept per sink's outbox (beyond it, the one due longest ago is
+            dropped, with an error log and an undelivered record).
+        undelivered_limit: given-up deliveries kept.
 
     Raises:
         ValueError: a limit is not positive.
@@ -49,17 +64,27 @@ class AlertStore:
         keys: Keys,
         recent_limit: int = DEFAULT_RECENT_LIMIT,
         marker_ttl_s: int = DEFAULT_MARKER_TTL_S,
+        outbox_limit: int = DEFAULT_OUTBOX_LIMIT,
+        undelivered_limit: int = DEFAULT_UNDELIVERED_LIMIT,
     ) -> None:
-        if recent_limit < 1 or marker_ttl_s < 1:
-            raise ValueError("recent_limit and marker_ttl_s must be at least 1")
+        if recent_limit < 1 or marker_ttl_s < 1 or outbox_limit < 1:
+            raise ValueError("recent_limit, marker_ttl_s and outbox_limit must be at least 1")
         self._redis = redis
         self.keys = keys
         self.recent_limit = recent_limit
         self.marker_ttl_s = marker_ttl_s
+        self.outbox_limit = outbox_limit
+        self.outbox = AlertOutbox(redis, keys=keys, undelivered_limit=undelivered_limit)
         self._raise = redis.register_script(RAISE)
 
-    def record(self, alert: Alert, *, remind_after_s: float | None = None) -> Alert | None:
-        """Store ``alert`` unless its (session, kind) has one already.
+    def record(
+        self,
+        alert: Alert,
+        *,
+        remind_after_s: float | None = None,
+        sinks: Sequence[str] = (),
+    ) -> Alert | None:
+        """Store ``alert`` unless its (session, kind) has one already, queued for ``sinks``.
 
         Args:
             alert: the alert to raise; its ``at`` is the time of the raise, and its ``first_at``
@@ -67,9 +92,10 @@ class AlertStore:
             remind_after_s: raise again (as a reminder) when the last raise of this
                 (session, kind) is at least this many seconds before ``alert.at``; ``None``:
                 never.
+            sinks: names of the background sinks to queue the alert for (in the same step).
 
         Returns:
-            The stored alert, or ``None`` when deduplicated (nothing changed).
+            The stored alert, or ``None`` when deduplicated (nothing changed, nothing queued).
 
         Raises:
             StateUnavailableError: Redis is unreachable.
@@ -82,15 +108,31 @@ class AlertStore:
             alert.kind.value,
             self.recent_limit,
             self.marker_ttl_s,
+            self.outbox_limit,
+            self.outbox.undelivered_limit,
+            *sinks,
         ]
         keys = [
             self.keys.alert(alert.session_id, alert.kind.value),
             self.keys.alerts(),
             self.keys.alert_counts(),
+            self.keys.alerts_undelivered(),
+            self.keys.alerts_undelivered_counts(),
+            *self.outbox.sink_keys(sinks),
         ]
         with redis_errors(self._redis):
-            raw = cast("str | bytes | None", self._raise(keys=keys, args=args))
-        return None if raw is None else Alert.model_validate_json(text(raw))
+            reply = cast("list[str | bytes] | None", self._raise(keys=keys, args=args))
+        if reply is None:
+            return None
+        for dropped in reply[1:]:
+            sink, _, alert_id = text(dropped).partition("|")
+            log.error(
+                "alert %s dropped from the outbox of %s: %d deliveries already waiting",
+                alert_id,
+                sink,
+                self.outbox_limit,
+            )
+        return Alert.model_validate_json(text(reply[0]))
 
     def is_raised(self, session_id: str, kind: AlertKind | str) -> bool:
         """Whether (session, kind) has an alert that has not been resolved."""

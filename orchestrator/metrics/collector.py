@@ -7,6 +7,8 @@ metric                              type       labels          from
 ``krtc_api_request_seconds``        histogram  action          the workers' latency histograms
 ``krtc_sessions``                   gauge      phase           the unfinished sessions' phases
 ``krtc_alerts_total``               counter    kind            the alert store's per-kind counts
+``krtc_alerts_undelivered_total``   counter    sink            deliveries given up (the outbox)
+``krtc_alerts_outbox``              gauge      sink            deliveries waiting in the outbox
 ``krtc_dlq_size``                   gauge                      the dead letters waiting
 ``krtc_reconcile_round_seconds``    histogram                  rounds closed by the RoundGate
 ``krtc_schedule_lag_seconds``       histogram                  :func:`record_schedule_lag`
@@ -32,6 +34,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from redis import Redis
 
+from orchestrator.alerts.sinks import DingTalkSink, FeishuSink, SlackSink, WebhookSink, WeComSink
 from orchestrator.alerts.store import AlertStore
 from orchestrator.krtc.enums import Action
 from orchestrator.metrics.histograms import (
@@ -46,13 +49,15 @@ from orchestrator.state import DeadLetterStore, Keys, Phase, SessionStore
 from orchestrator.state.backend import redis_errors
 from orchestrator.state.codec import text
 
-__all__ = ["RedisCollector", "ACTIONS", "SESSION_PHASES"]
+__all__ = ["RedisCollector", "ACTIONS", "SESSION_PHASES", "SINKS"]
 
 #: The ``action`` label values: the API actions' short names.
 ACTIONS = tuple(action.short_name for action in Action)
 #: The ``phase`` label values of ``krtc_sessions``: the unfinished phases (finished sessions
 #: only accumulate until they expire, which says nothing about the present).
 SESSION_PHASES = tuple(phase.value for phase in Phase if not phase.is_finished)
+#: The ``sink`` label values: the background sinks' names.
+SINKS = tuple(cls.name for cls in (WebhookSink, DingTalkSink, FeishuSink, WeComSink, SlackSink))
 
 
 class RedisCollector(Collector):
@@ -95,6 +100,7 @@ class RedisCollector(Collector):
         for kind, count in sorted(self._alerts.counts().items()):
             alerts.add_metric([kind], count)
         yield alerts
+        yield from self._outbox()
         yield GaugeMetricFamily(
             "krtc_dlq_size",
             "Jobs that failed for good and wait in the dead letters.",
@@ -125,6 +131,26 @@ class RedisCollector(Collector):
         for process, skew in sorted(skews.items()):
             family.add_metric([process], skew)
         return family
+
+    def _outbox(self) -> Iterator[Metric]:
+        outbox = self._alerts.outbox
+        given_up = {sink: 0 for sink in SINKS}
+        given_up.update(outbox.undelivered_counts())
+        undelivered = CounterMetricFamily(
+            "krtc_alerts_undelivered",
+            "Alert deliveries given up, by sink (attempts spent, refused, or outbox full).",
+            labels=["sink"],
+        )
+        waiting = GaugeMetricFamily(
+            "krtc_alerts_outbox",
+            "Alert deliveries waiting in the outbox (queued, leased or due for a retry), by sink.",
+            labels=["sink"],
+        )
+        for sink in sorted(given_up):
+            undelivered.add_metric([sink], given_up[sink])
+            waiting.add_metric([sink], outbox.pending(sink))
+        yield undelivered
+        yield waiting
 
     def _read_hashes(self) -> dict[str, dict[str, str]]:
         names = [

@@ -9,14 +9,24 @@ are percent-encoded, so a ``:`` inside a channel name can never make two keys co
     {p}:idem:{key}                      string   id of the session an idempotency key created
     {p}:active                          set      ids of the unfinished sessions
     {p}:sessions                        zset     ids of all sessions, scored by creation time
-    {p}:dlq                             zset     dead-letter ids, scored by failure time
+    {p}:dlq                             zset     dead-letter ids, scored by latest failure
     {p}:dlq:{id}                        string   one dead letter (JSON)
+    {p}:dlq-live:{session}:{action}     string   id of the live (not replayed) dead letter of
+                                                 (session, action): later failures update it
     {p}:ratelimit:{appId}               string   the appId's rate limit: theoretical arrival
                                                  time of its next call, unix microseconds
     {p}:alert:{session id}:{kind}       hash     the raised alert of (session, kind): first_at,
                                                  last_at, raised (count); its presence dedupes
     {p}:alerts                          list     recent alerts, newest first (JSON), capped
     {p}:alerts:count                    hash     alerts raised per kind (reminders included)
+    {p}:alerts:outbox:{sink}            zset     alert ids still to deliver to a sink, scored
+                                                 by when they may be taken (Redis time, ms):
+                                                 due, end of a lease, or next retry
+    {p}:alerts:outbox:{sink}:entries    hash     alert id -> outbox entry (JSON: the alert,
+                                                 attempts, last error); never a URL or secret
+    {p}:alerts:undelivered              list     deliveries given up (JSON), newest first,
+                                                 capped
+    {p}:alerts:undelivered:count        hash     deliveries given up per sink
     {p}:reconcile:round                 hash     the reconcile round under way: id, pending
                                                  batches, started, sessions, changes
     {p}:reconcile:spacing               string   present for most of an interval after a round
@@ -107,12 +117,16 @@ class Keys:
         return f"{self.prefix}:sessions"
 
     def dead_letters(self) -> str:
-        """The sorted set of dead-letter ids, scored by failure time (unix seconds)."""
+        """The sorted set of dead-letter ids, scored by their latest failure (unix seconds)."""
         return f"{self.prefix}:dlq"
 
     def dead_letter(self, letter_id: str) -> str:
         """One dead letter (JSON)."""
         return f"{self.prefix}:dlq:{_part(letter_id)}"
+
+    def dead_letter_live(self, session_id: str, action: str) -> str:
+        """The id of the live dead letter of (session, action): at most one per pair."""
+        return f"{self.prefix}:dlq-live:{_part(session_id)}:{_part(action)}"
 
     def alert(self, session_id: str, kind: str) -> str:
         """The marker of the alert raised for (session, kind): one alert per pair."""
@@ -125,6 +139,22 @@ class Keys:
     def alert_counts(self) -> str:
         """The hash of alerts raised per kind."""
         return f"{self.prefix}:alerts:count"
+
+    def alert_outbox(self, sink: str) -> str:
+        """The sorted set of alert ids to deliver to ``sink``, scored by when they may be taken."""
+        return f"{self.prefix}:alerts:outbox:{_part(sink)}"
+
+    def alert_outbox_entries(self, sink: str) -> str:
+        """The hash of ``sink``'s outbox entries: alert id -> entry (JSON)."""
+        return f"{self.prefix}:alerts:outbox:{_part(sink)}:entries"
+
+    def alerts_undelivered(self) -> str:
+        """The capped list of deliveries given up (JSON), newest first."""
+        return f"{self.prefix}:alerts:undelivered"
+
+    def alerts_undelivered_counts(self) -> str:
+        """The hash of deliveries given up per sink."""
+        return f"{self.prefix}:alerts:undelivered:count"
 
     def rate_limit(self, app_id: str) -> str:
         """The state of the per-appId request rate limit (shared by every worker)."""

@@ -265,7 +265,7 @@ def test_no_secret_reaches_an_alert(store: SessionStore, redis_client: Redis) ->
     )
     sink = Collect()
     alerter = Alerter.from_settings(settings, store, secrets=[SENTINEL_STORAGE_SECRET])
-    alerter.dispatcher = type(alerter.dispatcher)([sink])
+    alerter.dispatcher = type(alerter.dispatcher)([sink], outbox=alerter.store.outbox)
     session_id = new_session(
         store, request={"storageConfig": {"secretKey": SENTINEL_STORAGE_SECRET}}
     )

@@ -1,4 +1,5 @@
-"""Background delivery: retries, backoff, hooks, full queues (orchestrator/alerts/delivery.py)."""
+"""Delivery: attempts, retries, backoff, hooks (orchestrator/alerts/delivery.py); the background
+lanes and the outbox need Redis: tests/integration/test_alerts_outbox.py."""
 
 from __future__ import annotations
 
@@ -103,76 +104,23 @@ def test_retry_after_is_a_floor_within_the_cap() -> None:
     )
 
 
-def test_submit_returns_at_once_and_delivers_in_the_background() -> None:
-    gate = threading.Event()
-    sink = ScriptedSink(gate=gate)
-    dispatcher = Dispatcher([sink], policy=FAST)
-
-    dispatcher.submit(make_alert())
-    assert sink.delivered == []  # still held at the gate: submit did not wait
-
-    gate.set()
-    assert dispatcher.flush(5)
-    assert [a.id for a in sink.delivered] == ["a1"]
-    assert dispatcher.close(1)
-    assert sink.closed
-
-
-def test_one_slow_sink_does_not_hold_up_another() -> None:
-    gate = threading.Event()
-    slow, fast = ScriptedSink(gate=gate), ScriptedSink()
-    dispatcher = Dispatcher([slow, fast], policy=FAST)
-
-    dispatcher.submit(make_alert())
-
-    waited = threading.Event()
-    for _ in range(500):
-        if fast.delivered:
-            break
-        waited.wait(0.01)
-    assert fast.delivered and not slow.delivered
-    gate.set()
-    assert dispatcher.close(5)
-
-
-def test_a_full_queue_drops_the_alert_for_that_sink_and_says_so(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    gate = threading.Event()
-    sink = ScriptedSink(gate=gate)
-    dispatcher = Dispatcher([sink], policy=FAST, queue_size=1)
-
-    with caplog.at_level(logging.ERROR):
-        for n in range(5):
-            dispatcher.submit(make_alert(id=f"a{n}"))
-
-    gate.set()
-    assert dispatcher.close(5)
-    assert "dropped" in caplog.text
-    assert 1 <= len(sink.delivered) <= 2
-
-
-def test_close_abandons_a_retry_wait() -> None:
-    sink = ScriptedSink(*[retryable() for _ in range(5)])
-    dispatcher = Dispatcher([sink], policy=DeliveryPolicy(max_attempts=5, base_s=60, max_s=60))
-
-    dispatcher.submit(make_alert())
-    assert not dispatcher.close(0.2)
-
-    # The lane wakes from its 60 s wait as soon as the dispatcher closes.
-    waited = threading.Event()
-    for _ in range(200):
-        if sink.calls[-1][0] == "give_up":
-            break
-        waited.wait(0.01)
-    assert sink.calls[-1][0] == "give_up"
-    assert sink.delivered == []
-
-
 def test_policies_are_checked() -> None:
     with pytest.raises(ValueError):
         DeliveryPolicy(max_attempts=0)
     with pytest.raises(ValueError):
         DeliveryPolicy(base_s=2, max_s=1)
     with pytest.raises(ValueError):
-        Dispatcher([], queue_size=0)
+        Dispatcher([], lease_s=0)
+    with pytest.raises(ValueError):
+        Dispatcher([ScriptedSink(), ScriptedSink()])
+
+
+def test_one_attempt_reports_a_sink_bug_as_a_permanent_error() -> None:
+    class Buggy(ScriptedSink):
+        def deliver(self, alert: Alert) -> None:
+            raise KeyError("oops")
+
+    error = Dispatcher.attempt(Buggy(), make_alert())
+
+    assert error is not None and not error.retryable and "KeyError" in str(error)
+    assert Dispatcher.attempt(ScriptedSink(), make_alert()) is None

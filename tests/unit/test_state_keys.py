@@ -87,9 +87,17 @@ def test_no_key_of_one_kind_equals_a_key_of_another_kind() -> None:
     keys = Keys()
     names = [name for v in PARTS for name in every_key(keys, v)]
     names += [keys.identity(*t) for t in itertools.product(PARTS[:6], repeat=3)]
+    names += [keys.dead_letter_live(*t) for t in itertools.product(PARTS, repeat=2)]
     names += [keys.active(), keys.sessions(), keys.dead_letters()]
 
     assert len(set(names)) == len(names)
+
+
+def test_live_dead_letter_keys_are_one_per_session_and_action() -> None:
+    keys = Keys()
+
+    assert keys.dead_letter_live("s-1", "stop") == "krtc:dlq-live:s-1:stop"
+    assert keys.dead_letter_live("a:b", "c") != keys.dead_letter_live("a", "b:c")
 
 
 def test_a_history_key_never_names_the_session_of_another_id() -> None:
