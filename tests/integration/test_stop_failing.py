@@ -8,10 +8,10 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from orchestrator.queues import send_task
 
 from orchestrator.alerts.store import AlertStore
 from orchestrator.state import DeadLetter, Phase
+from orchestrator.tasking.queues import send_task
 from tests.integration.worker_fixture import QueueStack, start_body
 from workers.app import create_app
 
