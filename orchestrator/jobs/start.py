@@ -18,24 +18,22 @@ the session did meanwhile (:meth:`SessionStore.adopt_sid`); when no unfinished s
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import NoReturn
 
 from orchestrator.errors import ConfigError
 from orchestrator.jobs.context import (
-    SHORT_WAIT_S,
     JobContext,
     JobFailedError,
     Retry,
     error_record,
 )
+from orchestrator.jobs.flight import single_flight
 from orchestrator.jobs.unreadable import failing_on_unreadable
 from orchestrator.krtc.errors import ConflictError, KrtcApiError
 from orchestrator.krtc.retry import delay_s, should_retry
 from orchestrator.krtc.validation import RequestValidationError
 from orchestrator.state import Desired, Phase, Session
 from orchestrator.state.results import AdoptOutcome
-from orchestrator.tasking.timing import longest_run_s
 
 __all__ = ["run_start", "adopt_sid"]
 
@@ -74,13 +72,8 @@ def _start(ctx: JobContext, session_id: str) -> str:
             why="stop requested before the start was sent",
         )
         return "cancelled: a stop was requested before the start was sent"
-    token = uuid.uuid4().hex
-    if not ctx.store.take_start_lease(session_id, token, longest_run_s(ctx.settings)):
-        raise Retry(SHORT_WAIT_S, "another run of this start has its call in flight")
-    try:
+    with single_flight(ctx, session_id, "start"):
         return _send_start(ctx, session)
-    finally:
-        ctx.store.release_start_lease(session_id, token)
 
 
 def _send_start(ctx: JobContext, session: Session) -> str:

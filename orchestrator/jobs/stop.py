@@ -20,6 +20,7 @@ from orchestrator.jobs.context import (
     error_record,
     recording_ref,
 )
+from orchestrator.jobs.flight import single_flight
 from orchestrator.jobs.unreadable import failing_on_unreadable
 from orchestrator.krtc.enums import RecordingStatus
 from orchestrator.krtc.errors import KrtcApiError, NotFoundError
@@ -79,8 +80,18 @@ def _stop(ctx: JobContext, session_id: str) -> str:
         if attempt >= policy.max_attempts:
             _give_up(ctx, session, {"kind": "no_sid", "reason": "the start never gave a sid"})
         raise Retry(SHORT_WAIT_S, f"waiting for the start to give a sid (phase {session.phase})")
-    if session.phase == Phase.STOPPING and session.last_status in _STOP_ACCEPTED:
-        return _confirm(ctx, session)
+    with single_flight(ctx, session_id, "stop"):
+        # Read again under the lease: a run that held it before may have stopped it already.
+        current = ctx.store.get(session_id)
+        if current is None or current.is_finished:
+            return "nothing to do: stopped by another run"
+        if current.phase == Phase.STOPPING and current.last_status in _STOP_ACCEPTED:
+            return _confirm(ctx, current)
+        return _send_stop(ctx, current)
+
+
+def _send_stop(ctx: JobContext, session: Session) -> str:
+    session_id = session.id
     ctx.pace(session.app_id)
     moved = ctx.store.transition(
         session_id,

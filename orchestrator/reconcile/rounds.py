@@ -16,6 +16,7 @@ next round by the rate limit.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -91,6 +92,28 @@ return summary
 """
 
 
+_CLAIM_BATCH = """
+-- KEYS[1] the batch's claim
+-- ARGV[1] 'take' (ARGV[2] token, ARGV[3] lease ms) or 'done' (ARGV[2] token, ARGV[3] ttl s)
+-- take: 1 when taken; 0 when a run holds it or it is done (a copy of the message: skip it).
+-- done: 1 when the token still held it (now 'done'), else 0.
+local holder = redis.call('GET', KEYS[1])
+if ARGV[1] == 'take' then
+  if holder then return 0 end
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+if holder ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], 'done', 'EX', ARGV[3])
+return 1
+"""
+
+
+def batch_digest(session_ids: list[str]) -> str:
+    """A short name for a batch: its session ids, hashed."""
+    return hashlib.sha1("\n".join(session_ids).encode()).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class RoundSummary:
     """A finished round.
@@ -140,12 +163,38 @@ class RoundGate:
         self.interval_s = interval_s
         self._clock = clock
         self._begin = redis.register_script(_BEGIN)
+        self._claim = redis.register_script(_CLAIM_BATCH)
         self._done = redis.register_script(_BATCH_DONE)
 
     @property
     def round_ttl_s(self) -> int:
         """How long a round may stay open (lost batches): ten intervals, at least 5 minutes."""
         return int(max(300, 10 * self.interval_s))
+
+    def claim_batch(self, round_id: str, session_ids: list[str], lease_s: float) -> str | None:
+        """Claim a batch for this run; ``None`` when another run has it or it is done.
+
+        A batch message may be delivered several times at once (a copy, a visibility-timeout
+        restore): only the run that claims it reconciles and reports it, so a round counts each
+        batch once. The claim expires on Redis' clock after ``lease_s``: if its run dies, the
+        redelivered message claims it again.
+        """
+        token = uuid.uuid4().hex
+        with redis_errors(self._redis):
+            taken = self._claim(
+                keys=[self.keys.reconcile_batch(round_id, batch_digest(session_ids))],
+                args=["take", token, max(1, int(lease_s * 1000))],
+            )
+        return token if int(taken) else None
+
+    def batch_claimed_done(self, round_id: str, session_ids: list[str], token: str) -> bool:
+        """Mark a claimed batch done (later copies skip it); false if the claim was lost."""
+        with redis_errors(self._redis):
+            done = self._claim(
+                keys=[self.keys.reconcile_batch(round_id, batch_digest(session_ids))],
+                args=["done", token, self.round_ttl_s],
+            )
+        return bool(int(done))
 
     def begin(self) -> str | None:
         """A new round's id, or ``None`` when a round is under way or began too recently."""

@@ -24,7 +24,7 @@ from orchestrator.jobs.unreadable import CORRUPT_SESSION
 from orchestrator.reconcile.rounds import RoundGate, RoundSummary, batches
 from orchestrator.reconcile.session import Outcome, reconcile_session
 from orchestrator.state import CorruptSessionError
-from orchestrator.tasking.timing import batch_budget_s
+from orchestrator.tasking.timing import batch_budget_s, hard_time_limit_s
 
 __all__ = ["gate_for", "fan_out", "reconcile_many", "run_batch", "run_once"]
 
@@ -131,6 +131,12 @@ def run_batch(
     """
     if budget_s is None:
         budget_s = batch_budget_s(ctx.settings)
+    gate = gate_for(ctx)
+    # One run per batch, however many copies of its message are delivered at once.
+    token = gate.claim_batch(round_id, session_ids, hard_time_limit_s(ctx.settings))
+    if token is None:
+        log.info("reconcile round %s: a batch of %d is run elsewhere", round_id, len(session_ids))
+        return []
     began = time.monotonic()
     outcomes = reconcile_many(
         ctx,
@@ -140,7 +146,7 @@ def run_batch(
     )
     reached = [o for o in outcomes if not o.deferred]
     left = [o.session_id for o in outcomes if o.deferred]
-    gate = gate_for(ctx)
+    gate.batch_claimed_done(round_id, session_ids, token)
     summary = gate.batch_done(
         round_id,
         sessions=len(reached),

@@ -168,6 +168,10 @@ class Keys:
         """The key that spaces reconcile rounds at least most of an interval apart."""
         return f"{self.prefix}:reconcile:spacing"
 
+    def reconcile_batch(self, round_id: str, digest: str) -> str:
+        """The claim of one batch of a round (a run holds it; ``done`` once reported)."""
+        return f"{self.prefix}:reconcile:batch:{_part(round_id)}:{_part(digest)}"
+
     def reconcile_rounds(self) -> str:
         """The list of recent finished reconcile rounds (JSON), newest first."""
         return f"{self.prefix}:reconcile:rounds"
@@ -216,9 +220,9 @@ class Keys:
         """The hash of clock skews by process (JSON ``{skew_s, at}``; at: Redis time)."""
         return f"{self.prefix}:metrics:clock:skew"
 
-    def start_lease(self, session_id: str) -> str:
-        """The lease of the run of a session's start that has a call in flight."""
-        return f"{self.prefix}:session:{_part(session_id)}:start-lease"
+    def call_lease(self, session_id: str, action: str) -> str:
+        """The lease of the one run of a session's ``action`` that has a call in flight."""
+        return f"{self.prefix}:session:{_part(session_id)}:lease:{_part(action)}"
 
     def pattern(self) -> str:
         """A ``SCAN MATCH`` pattern for every key under the prefix (glob characters escaped)."""

@@ -289,7 +289,7 @@ return {'recording', found, redis.call('HGETALL', KEYS[1])}
 """
 )
 
-#: Take or release the single-flight lease of a session's start (a token with a PX expiry).
+#: Take or release the single-flight lease of a session's job (a token with a PX expiry).
 LEASE = """
 -- KEYS[1] the lease key
 -- ARGV[1] 'take' or 'release', ARGV[2] the token, ARGV[3] lease ms (take)

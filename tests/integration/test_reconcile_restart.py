@@ -115,3 +115,62 @@ def test_a_channel_started_again_before_the_restart_keeps_its_own_session(
     assert failed.history[-1].what == "not restarted" and other.id in failed.history[-1].why
     assert outcome.changes == [f"not restarted: session {other.id} holds the identity"]
     assert store.find_active("app-test", "rs-taken", "1001") == store.get(other.id)
+
+
+def test_a_stop_of_the_original_id_stops_the_restarted_recording(
+    queue_stack: QueueStack, ctx: JobContext
+) -> None:
+    # Given a web app that keeps the id of the session it started, restarted after status 20
+    queue_stack.start_worker()
+    first = queue_stack.recorder.start(start_body("rs-stop-chain"), restart_on_failure=True)
+    _exit_abnormally(queue_stack, first)
+    reconcile_session(ctx, first.id)
+    successor_id = queue_stack.recorder.get(first.id).restarted_to
+    assert successor_id is not None
+    live = queue_stack.wait(successor_id, Phase.RECORDING)
+    # When it stops the original id
+    stopped = queue_stack.recorder.stop(first.id)
+    # Then the answer names the successor, and the live recording ends
+    assert stopped.id == live.id and stopped.restarted_from == first.id
+    queue_stack.wait(live.id, Phase.STOPPED)
+    assert queue_stack.sandbox.recordings(cname="rs-stop-chain", active=True) == []
+
+
+def test_a_stop_requested_after_the_query_saw_status_20_means_no_restart(
+    queue_stack: QueueStack, ctx: JobContext
+) -> None:
+    # Given a reconciler that saw status 20 and failed the session (its snapshot says
+    # "desired: recording")...
+    store = queue_stack.recorder.store
+    session = queue_stack.recorder.start(start_body("rs-stop-race"), restart_on_failure=True)
+    store.transition(session.id, to=Phase.FAILED, why="test: exited abnormally (status 20)")
+    # ...and a stop requested by the web app before the restart step runs
+    queue_stack.recorder.stop(session.id)
+    # When the restart step runs with the stale snapshot
+    outcome = Outcome(session.id)
+    assert restart_failed(ctx, session, outcome) is None
+    # Then nothing is restarted: the step read the desired state at that moment
+    failed = store.get_or_raise(session.id, with_history=True)
+    assert failed.restarted_to is None and failed.desired.value == "stopped"
+    assert outcome.changes == ["not restarted: stop requested"]
+    assert store.find_active("app-test", "rs-stop-race", "1001") is None
+
+
+def test_the_successor_is_created_linked_and_queued_in_one_step(
+    queue_stack: QueueStack, ctx: JobContext
+) -> None:
+    store = queue_stack.recorder.store
+    session = queue_stack.recorder.start(start_body("rs-atomic"), restart_on_failure=True)
+    store.transition(session.id, to=Phase.FAILED, why="test: exited abnormally (status 20)")
+    ctx.starts = queue_stack.recorder.starts  # the outbox: the start is pushed by the script
+    assert ctx.starts.outbox
+    new_id = restart_failed(ctx, session, Outcome(session.id))
+    assert new_id is not None
+    # Running the step again (a redelivered batch) restarts nothing more.
+    assert restart_failed(ctx, session, Outcome(session.id)) == new_id
+    assert store.get_or_raise(session.id).restarted_to == new_id
+    assert store.get_or_raise(new_id).restarted_from == session.id
+    # The successor's start was queued by the same script: a worker started now records it.
+    queue_stack.start_worker()
+    queue_stack.wait(new_id, Phase.RECORDING)
+    assert len(queue_stack.sandbox.recordings(cname="rs-atomic")) == 1
