@@ -35,6 +35,9 @@ METRICS = {
     "krtc_dlq_size": "gauge",
     "krtc_reconcile_round_seconds": "histogram",
     "krtc_schedule_lag_seconds": "histogram",
+    "krtc_clock_skew_seconds": "gauge",
+    "krtc_alerts_undelivered_total": "counter",
+    "krtc_alerts_outbox": "gauge",
 }
 KNOWN_SERIES = set(METRICS) | {
     f"{name}{suffix}"
