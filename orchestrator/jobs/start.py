@@ -22,6 +22,7 @@ import uuid
 from typing import NoReturn
 
 from orchestrator.errors import ConfigError
+from orchestrator.jobs.budget import RunBudget
 from orchestrator.jobs.context import (
     SHORT_WAIT_S,
     JobContext,
@@ -44,8 +45,13 @@ log = logging.getLogger("orchestrator.jobs.start")
 _SENT_PHASES = (Phase.RECORDING, Phase.STOPPING, Phase.ORPHANED)
 
 
-def run_start(ctx: JobContext, session_id: str) -> str:
+def run_start(ctx: JobContext, session_id: str, *, run_id: str) -> str:
     """Start the recording of ``session_id``.
+
+    Args:
+        ctx: the job context.
+        session_id: the session.
+        run_id: this run's id (the task id): the start budget counts the run's attempts.
 
     Returns:
         a one-line outcome for the task result (no secrets).
@@ -56,10 +62,10 @@ def run_start(ctx: JobContext, session_id: str) -> str:
             or a stored session that does not decode (left as it is).
     """
     with failing_on_unreadable(ctx, "start", session_id):
-        return _start(ctx, session_id)
+        return _start(ctx, session_id, RunBudget.of(ctx, run_id))
 
 
-def _start(ctx: JobContext, session_id: str) -> str:
+def _start(ctx: JobContext, session_id: str, budget: RunBudget) -> str:
     session = ctx.store.get(session_id)
     if session is None:
         return f"session {session_id} is gone; nothing to start"
@@ -75,15 +81,15 @@ def _start(ctx: JobContext, session_id: str) -> str:
         )
         return "cancelled: a stop was requested before the start was sent"
     token = uuid.uuid4().hex
-    if not ctx.store.take_start_lease(session_id, token, longest_run_s(ctx.settings)):
+    if not ctx.leases.take(session_id, "start", token, longest_run_s(ctx.settings)):
         raise Retry(SHORT_WAIT_S, "another run of this start has its call in flight")
     try:
-        return _send_start(ctx, session)
+        return _send_start(ctx, session, budget)
     finally:
-        ctx.store.release_start_lease(session_id, token)
+        ctx.leases.release(session_id, "start", token)
 
 
-def _send_start(ctx: JobContext, session: Session) -> str:
+def _send_start(ctx: JobContext, session: Session, budget: RunBudget) -> str:
     """Send the start while holding the lease; the session as read before taking it."""
     ctx.pace(session.app_id)
     moved = ctx.store.transition(
@@ -97,7 +103,7 @@ def _send_start(ctx: JobContext, session: Session) -> str:
     )
     if not moved.applied:
         return f"nothing to do: session is {moved.found.value}"
-    attempt = moved.session.attempts["start"]
+    attempt = budget.count_attempt()
     try:
         body = ctx.profiles.resolve(session.request)
         response = ctx.client.start(body)
