@@ -12,12 +12,12 @@ import time
 from typing import Any
 
 import pytest
-from orchestrator.queues import send_task
 
 from orchestrator.alerts import Alert, AlertStore
 from orchestrator.jobs.context import JobContext
 from orchestrator.reconcile.runner import run_once
 from orchestrator.state import DeadLetter, Phase, Session
+from orchestrator.tasking.queues import send_task
 from tests.integration.worker_fixture import QueueStack, start_body
 
 pytestmark = pytest.mark.integration

@@ -8,16 +8,16 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from orchestrator.queues import send_task
 
 from orchestrator.alerts.store import AlertStore
 from orchestrator.state import DeadLetter, Phase
+from orchestrator.tasking.queues import send_task
 from tests.integration.worker_fixture import QueueStack, start_body
 from workers.app import create_app
 
 pytestmark = pytest.mark.integration
 
-#: Each stop job gives up after two calls (the budget counts across jobs, so later ones after one).
+#: Each stop job (each stop request: the budget is per run) gives up after two calls.
 STOP_MAX_ATTEMPTS = 2
 
 
