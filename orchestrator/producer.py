@@ -40,6 +40,7 @@ from orchestrator.state import (
     Session,
     SessionStore,
     Source,
+    UpdateSequences,
 )
 from orchestrator.state.session import DEFAULT_MAX_RESTARTS
 from orchestrator.storage_profiles import PROFILE_KEY, profile_name
@@ -55,6 +56,8 @@ __all__ = [
 ]
 
 _REPLAY_TASKS = {"start": "krtc.start", "stop": "krtc.stop"}
+#: The action names updates are numbered (and their jobs run) under.
+_SEQUENCE_ACTIONS = {Action.UPDATE: "update", Action.UPDATE_LAYOUT: "update-layout"}
 # A syntactically valid storageConfig that stands in for a profile while validating.
 _PLACEHOLDER_STORAGE = {
     "vendor": int(StorageVendor.KINGSOFT_CLOUD),
@@ -97,6 +100,7 @@ class Recorder:
         self.settings = settings
         self.store = store or SessionStore.from_settings(settings)
         self.dead_letters = DeadLetterStore(self.store.redis, keys=self.store.keys)
+        self.sequences = UpdateSequences(self.store.redis, keys=self.store.keys)
         if celery is None:
             celery = sending_app(settings)
         self.celery = celery
@@ -213,11 +217,27 @@ class Recorder:
         ).session
 
     def update(self, session_id: str, client_request: Mapping[str, Any]) -> Session:
-        """Queue new subscription lists (``clientRequest`` of spec §5)."""
+        """Queue new subscription lists (``clientRequest`` of spec §5).
+
+        Updates of a session are numbered in the order of these calls: a later one is never
+        overwritten by an earlier one that is retried or arrives late (that one is not sent).
+
+        Raises:
+            RequestValidationError: the request breaks the API contract.
+            SessionNotFoundError: there is no such session.
+            SessionFinishedError: the recording has ended or is stopping.
+        """
         return self._queue_update(Action.UPDATE, "krtc.update", session_id, client_request)
 
     def update_layout(self, session_id: str, client_request: Mapping[str, Any]) -> Session:
-        """Queue a new mix layout (``clientRequest`` of spec §7; mix mode only)."""
+        """Queue a new mix layout (``clientRequest`` of spec §7; mix mode only).
+
+        Numbered like :meth:`update` (per session, separately from it): the last layout
+        queued is the one that stays.
+
+        Raises:
+            As :meth:`update`.
+        """
         return self._queue_update(
             Action.UPDATE_LAYOUT, "krtc.update_layout", session_id, client_request
         )
@@ -294,7 +314,12 @@ class Recorder:
         wire = parse_request(action, ref).to_wire()
         if session.is_finished or session.phase == Phase.STOPPING:
             raise SessionFinishedError(session)
-        self._send(task, [session_id, wire["clientRequest"]])
+        # Numbered in one script that also checks the phase again (it may have changed since
+        # the read above); the job sends it only if no newer one was applied.
+        numbered = self.sequences.next(session_id, _SEQUENCE_ACTIONS[action])
+        if numbered.is_refused:
+            raise SessionFinishedError(self.get(session_id))
+        self._send(task, [session_id, wire["clientRequest"], numbered.sequence])
         return session
 
     def _send(self, task: str, args: builtins.list[Any]) -> str:

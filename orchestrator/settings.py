@@ -33,6 +33,8 @@ __all__ = [
     "DEFAULT_REDIS_READ_RETRIES",
     "DEFAULT_HTTP_POOL_SIZE",
     "DEFAULT_ALERT_REMIND_AFTER_S",
+    "DEFAULT_SID_WAIT_S",
+    "DEFAULT_STOP_CONFIRM_S",
     "DEFAULT_RATE_LIMIT_BURST",
     "Credentials",
     "Settings",
@@ -67,6 +69,12 @@ DEFAULT_START_MAX_ATTEMPTS = 6
 DEFAULT_UPDATE_MAX_ATTEMPTS = 5
 #: spec D13: a stop keeps trying far longer than a start (about 3 hours at the maximum backoff).
 DEFAULT_STOP_MAX_ATTEMPTS = 200
+#: Seconds an update or a stop waits for the sid of a start still under way, counted on Redis'
+#: clock from the job's first look (a start's whole budget takes about two minutes at most).
+DEFAULT_SID_WAIT_S = 300.0
+#: Seconds a stop job queries for the end (status 8) after the server accepted the stop; then
+#: it raises ``stop_unconfirmed`` and leaves the session to the reconciler.
+DEFAULT_STOP_CONFIRM_S = 300.0
 DEFAULT_WORKER_CONCURRENCY = 32
 #: Calls per appId that may go at once before the rate limit spaces them out.
 DEFAULT_RATE_LIMIT_BURST = 5
@@ -134,6 +142,18 @@ class Settings(BaseSettings):
     start_max_attempts: int = Field(default=DEFAULT_START_MAX_ATTEMPTS, ge=1)
     update_max_attempts: int = Field(default=DEFAULT_UPDATE_MAX_ATTEMPTS, ge=1)
     stop_max_attempts: int = Field(default=DEFAULT_STOP_MAX_ATTEMPTS, ge=1)
+    #: Attempt budgets belong to one run of a job (one task message and its retries); these
+    #: two bound a run's waits in time, on Redis' clock.
+    sid_wait_s: float = Field(
+        default=DEFAULT_SID_WAIT_S,
+        gt=0,
+        description="seconds an update or stop waits for a start's sid (KRTC_SID_WAIT_S)",
+    )
+    stop_confirm_s: float = Field(
+        default=DEFAULT_STOP_CONFIRM_S,
+        gt=0,
+        description="seconds a stop job waits for status 8 after the stop (KRTC_STOP_CONFIRM_S)",
+    )
     #: A JSON file of named storage configs: {"NAME": {"vendor": 4, ..., "secretKey": "..."}}.
     storage_profiles: str | None = None
     #: API calls per second allowed per appId across all workers; 0 turns the limit off.

@@ -1,19 +1,22 @@
 """The Celery tasks: thin wrappers that run a job and map its outcome onto Celery.
 
-=================  ==========================  ===============================================
-task               arguments                   job
-=================  ==========================  ===============================================
-``krtc.start``     session id                  :func:`orchestrator.jobs.run_start`
-``krtc.stop``      session id                  :func:`orchestrator.jobs.run_stop`
-``krtc.update``    session id, clientRequest   :func:`orchestrator.jobs.run_update`
-``krtc.update_layout``  session id, clientRequest   (the same, for update-layout)
-``krtc.stop_stray``  session id, reference      :func:`orchestrator.jobs.run_stop_stray`
-=================  ==========================  ===============================================
+=================  ====================================  =====================================
+task               arguments                             job
+=================  ====================================  =====================================
+``krtc.start``     session id                            :func:`orchestrator.jobs.run_start`
+``krtc.stop``      session id                            :func:`orchestrator.jobs.run_stop`
+``krtc.update``    session id, clientRequest[, sequence]  :func:`orchestrator.jobs.run_update`
+``krtc.update_layout``  session id, clientRequest[, sequence]  (the same, for update-layout)
+``krtc.stop_stray``  session id, reference                :func:`orchestrator.jobs.run_stop_stray`
+=================  ====================================  =====================================
 
-Arguments never hold a secret: sessions and storage profiles are loaded by the worker. A job's
-:class:`Retry` becomes ``task.retry`` (no retry limit here: the job keeps its own budget, in
-the session); :class:`JobFailedError` and any unexpected error end as FAILURE, which
-:mod:`workers.failures` turns into exactly one dead letter.
+Arguments never hold a secret: sessions and storage profiles are loaded by the worker. An
+update's sequence number (given by the producer) may be missing in messages of older producers:
+then the update is applied as it comes. A job's :class:`Retry` becomes ``task.retry`` (no retry
+limit here: the job keeps its own budget, per run, under the task id, which a retry keeps: see
+:mod:`orchestrator.jobs.budget`); :class:`JobFailedError` and any unexpected error end as
+FAILURE, which :mod:`workers.failures` turns into exactly one dead letter. When a run ends
+(done or failed), its budget's counters are deleted.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from celery import Celery, Task
 from celery.exceptions import Reject
 from celery.signals import worker_ready, worker_shutdown
 
+from orchestrator.errors import StateError
 from orchestrator.jobs import (
     JobContext,
     JobFailedError,
@@ -54,7 +58,7 @@ TASK_ACTIONS = {
 TASK_NAMES = tuple(TASK_ACTIONS)
 
 
-def _run(task: Task, job: Callable[[JobContext], str]) -> str:
+def _run(task: Task, job: Callable[[JobContext, str], str]) -> str:
     ctx = runtime.context(task.app.conf.krtc_settings, task.app)
     request = task.request
     task_id = str(request.id)
@@ -75,11 +79,12 @@ def _run(task: Task, job: Callable[[JobContext], str]) -> str:
                     "at": ctx.clock(),
                 },
             )
-        return job(ctx)
+        outcome = job(ctx, task_id)
     except JobFailedError as exc:
         # Record the letter here, with the job's structured error: by the time Celery's
         # task_failure signal fires, the exception may have been rebuilt for serialization.
         failures.record(task, task_id, exc, list(request.args or []))
+        _forget_run(ctx, task_id)
         raise
     except Retry as signal:
         log.info("%s[%s] retry in %.1fs: %s", task.name, task_id, signal.delay_s, signal.reason)
@@ -92,6 +97,16 @@ def _run(task: Task, job: Callable[[JobContext], str]) -> str:
     finally:
         if redelivered:
             counter.end(task_id, retries)
+    _forget_run(ctx, task_id)
+    return outcome
+
+
+def _forget_run(ctx: JobContext, run_id: str) -> None:
+    """Delete an ended run's budget counters (they would expire anyway: never fail for it)."""
+    try:
+        ctx.runs.forget(run_id)
+    except StateError as exc:
+        log.warning("could not delete the counters of run %s: %s", run_id, exc)
 
 
 def register(app: Celery) -> None:
@@ -99,20 +114,35 @@ def register(app: Celery) -> None:
     options: dict[str, Any] = {"bind": True, "acks_late": True, "max_retries": None}
 
     def start(self: Task, session_id: str) -> str:
-        return _run(self, lambda ctx: run_start(ctx, session_id))
+        return _run(self, lambda ctx, run_id: run_start(ctx, session_id, run_id=run_id))
 
     def stop(self: Task, session_id: str) -> str:
-        return _run(self, lambda ctx: run_stop(ctx, session_id))
+        return _run(self, lambda ctx, run_id: run_stop(ctx, session_id, run_id=run_id))
 
-    def update(self: Task, session_id: str, client_request: dict[str, Any]) -> str:
-        return _run(self, lambda ctx: run_update(ctx, session_id, "update", client_request))
+    def update(
+        self: Task, session_id: str, client_request: dict[str, Any], sequence: int | None = None
+    ) -> str:
+        return _run(
+            self,
+            lambda ctx, run_id: run_update(
+                ctx, session_id, "update", client_request, run_id=run_id, sequence=sequence
+            ),
+        )
 
-    def update_layout(self: Task, session_id: str, client_request: dict[str, Any]) -> str:
-        return _run(self, lambda ctx: run_update(ctx, session_id, "update-layout", client_request))
+    def update_layout(
+        self: Task, session_id: str, client_request: dict[str, Any], sequence: int | None = None
+    ) -> str:
+        return _run(
+            self,
+            lambda ctx, run_id: run_update(
+                ctx, session_id, "update-layout", client_request, run_id=run_id, sequence=sequence
+            ),
+        )
 
     def stop_stray(self: Task, session_id: str, reference: dict[str, Any]) -> str:
+        # The stray stop counts its attempts with the task's retries (it has no Redis wait).
         attempt = int(self.request.retries or 0) + 1
-        return _run(self, lambda ctx: run_stop_stray(ctx, session_id, reference, attempt))
+        return _run(self, lambda ctx, _run_id: run_stop_stray(ctx, session_id, reference, attempt))
 
     for name, function in (
         ("krtc.stop_stray", stop_stray),

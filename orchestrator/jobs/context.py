@@ -18,7 +18,15 @@ from orchestrator.metrics import MetricsRecorder
 from orchestrator.metrics.skew import SkewReporter, process_name
 from orchestrator.ratelimit import RateLimiter
 from orchestrator.settings import Settings
-from orchestrator.state import DeadLetterStore, RedisClock, Session, SessionStore
+from orchestrator.state import (
+    DeadLetterStore,
+    RedisClock,
+    RunBudgets,
+    Session,
+    SessionLeases,
+    SessionStore,
+    UpdateSequences,
+)
 from orchestrator.storage_profiles import StorageProfiles
 from orchestrator.tasking.starts import StartQueue
 
@@ -150,6 +158,21 @@ class JobContext:
         ctx.alerter = Alerter.from_settings(settings, store)
         ctx.alert = ctx.alerter.hook
         return ctx
+
+    @functools.cached_property
+    def runs(self) -> RunBudgets:
+        """The per-run attempt counters and wait times (:mod:`orchestrator.state.runs`)."""
+        return RunBudgets(self.store.redis, keys=self.store.keys)
+
+    @functools.cached_property
+    def leases(self) -> SessionLeases:
+        """The single-flight leases of (session, action) (:mod:`orchestrator.state.leases`)."""
+        return SessionLeases(self.store.redis, keys=self.store.keys)
+
+    @functools.cached_property
+    def sequences(self) -> UpdateSequences:
+        """The update sequence numbers (:mod:`orchestrator.state.sequences`)."""
+        return UpdateSequences(self.store.redis, keys=self.store.keys)
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Give queued alert deliveries ``timeout_s`` seconds, then close the HTTP session."""

@@ -27,9 +27,9 @@ def single_flight(ctx: JobContext, session_id: str, action: str) -> Iterator[Non
         Retry: another run holds it (its call is in flight).
     """
     token = uuid.uuid4().hex
-    if not ctx.store.take_lease(session_id, action, token, longest_run_s(ctx.settings)):
+    if not ctx.leases.take(session_id, action, token, longest_run_s(ctx.settings)):
         raise Retry(SHORT_WAIT_S, f"another run of this {action} has its call in flight")
     try:
         yield
     finally:
-        ctx.store.release_lease(session_id, action, token)
+        ctx.leases.release(session_id, action, token)

@@ -21,6 +21,7 @@ import logging
 from typing import NoReturn
 
 from orchestrator.errors import ConfigError
+from orchestrator.jobs.budget import RunBudget
 from orchestrator.jobs.context import (
     JobContext,
     JobFailedError,
@@ -42,8 +43,13 @@ log = logging.getLogger("orchestrator.jobs.start")
 _SENT_PHASES = (Phase.RECORDING, Phase.STOPPING, Phase.ORPHANED)
 
 
-def run_start(ctx: JobContext, session_id: str) -> str:
+def run_start(ctx: JobContext, session_id: str, *, run_id: str) -> str:
     """Start the recording of ``session_id``.
+
+    Args:
+        ctx: the job context.
+        session_id: the session.
+        run_id: this run's id (the task id): the start budget counts the run's attempts.
 
     Returns:
         a one-line outcome for the task result (no secrets).
@@ -54,10 +60,10 @@ def run_start(ctx: JobContext, session_id: str) -> str:
             or a stored session that does not decode (left as it is).
     """
     with failing_on_unreadable(ctx, "start", session_id):
-        return _start(ctx, session_id)
+        return _start(ctx, session_id, RunBudget.of(ctx, run_id))
 
 
-def _start(ctx: JobContext, session_id: str) -> str:
+def _start(ctx: JobContext, session_id: str, budget: RunBudget) -> str:
     session = ctx.store.get(session_id)
     if session is None:
         return f"session {session_id} is gone; nothing to start"
@@ -73,10 +79,10 @@ def _start(ctx: JobContext, session_id: str) -> str:
         )
         return "cancelled: a stop was requested before the start was sent"
     with single_flight(ctx, session_id, "start"):
-        return _send_start(ctx, session)
+        return _send_start(ctx, session, budget)
 
 
-def _send_start(ctx: JobContext, session: Session) -> str:
+def _send_start(ctx: JobContext, session: Session, budget: RunBudget) -> str:
     """Send the start while holding the lease; the session as read before taking it."""
     ctx.pace(session.app_id)
     moved = ctx.store.transition(
@@ -90,7 +96,7 @@ def _send_start(ctx: JobContext, session: Session) -> str:
     )
     if not moved.applied:
         return f"nothing to do: session is {moved.found.value}"
-    attempt = moved.session.attempts["start"]
+    attempt = budget.count_attempt()
     try:
         body = ctx.profiles.resolve(session.request)
         response = ctx.client.start(body)

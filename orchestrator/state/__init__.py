@@ -1,4 +1,5 @@
-"""Durable state in Redis: recording sessions (with their history) and dead letters."""
+"""Durable state in Redis: recording sessions (with their history), dead letters, and what jobs
+share about their runs (leases, update sequence numbers, per-run budgets)."""
 
 from orchestrator.state.clock import RedisClock, redis_time
 from orchestrator.state.connection import ReadRetry, RedisOptions, connect, redis_client
@@ -13,13 +14,16 @@ from orchestrator.state.errors import (
     StateUnavailableError,
 )
 from orchestrator.state.keys import Keys
+from orchestrator.state.leases import SessionLeases
 from orchestrator.state.results import (
     CreateResult,
     StopOutcome,
     StopRequestResult,
     TransitionResult,
 )
+from orchestrator.state.runs import RunBudgets
 from orchestrator.state.schema import SCHEMA_VERSION
+from orchestrator.state.sequences import UpdateSequences
 from orchestrator.state.session import Desired, HistoryEntry, Phase, Session, Source
 from orchestrator.state.store import UNSET, SessionStore
 
@@ -38,9 +42,11 @@ __all__ = [
     "Phase",
     "RedisClock",
     "RestartRefusedError",
+    "RunBudgets",
     "ReadRetry",
     "RedisOptions",
     "Session",
+    "SessionLeases",
     "SessionNotFoundError",
     "SessionStore",
     "Source",
@@ -49,6 +55,7 @@ __all__ = [
     "StopOutcome",
     "StopRequestResult",
     "TransitionResult",
+    "UpdateSequences",
     "redis_time",
     "connect",
     "redis_client",

@@ -9,6 +9,12 @@ are percent-encoded, so a ``:`` inside a channel name can never make two keys co
     {p}:idem:{key}                      string   id of the session an idempotency key created
     {p}:active                          set      ids of the unfinished sessions
     {p}:sessions                        zset     ids of all sessions, scored by creation time
+    {p}:session:{id}:{action}-lease     string   token of the run of (session, action) whose call
+                                                 is in flight (start, update, update-layout), with
+                                                 a PX expiry: single flight
+    {p}:run:{run id}                    hash     the budget of one run of a job (a task id):
+                                                 attempts, and when it first waited for what
+                                                 (``wait:sid``, ``wait:confirm``); expires
     {p}:dlq                             zset     dead-letter ids, scored by latest failure
     {p}:dlq:{id}                        string   one dead letter (JSON)
     {p}:dlq-live:{session}:{action}     string   id of the live (not replayed) dead letter of
@@ -220,9 +226,13 @@ class Keys:
         """The hash of clock skews by process (JSON ``{skew_s, at}``; at: Redis time)."""
         return f"{self.prefix}:metrics:clock:skew"
 
-    def call_lease(self, session_id: str, action: str) -> str:
-        """The lease of the one run of a session's ``action`` that has a call in flight."""
-        return f"{self.prefix}:session:{_part(session_id)}:lease:{_part(action)}"
+    def lease(self, session_id: str, action: str) -> str:
+        """The lease of the run of a session's ``action`` that has a call in flight."""
+        return f"{self.prefix}:session:{_part(session_id)}:{_part(action)}-lease"
+
+    def run(self, run_id: str) -> str:
+        """The budget of one run of a job (its attempts and waits), by the run's id."""
+        return f"{self.prefix}:run:{_part(run_id)}"
 
     def pattern(self) -> str:
         """A ``SCAN MATCH`` pattern for every key under the prefix (glob characters escaped)."""

@@ -23,6 +23,8 @@ __all__ = [
     "ADOPT_SID",
     "LEASE",
     "RECORD_ATTEMPT",
+    "NEXT_SEQUENCE",
+    "RECORD_APPLIED",
     "COMPARE_AND_DELETE",
     "RELEASE_RAW",
     "Scripts",
@@ -289,9 +291,9 @@ return {'recording', found, redis.call('HGETALL', KEYS[1])}
 """
 )
 
-#: Take or release the single-flight lease of a session's job (a token with a PX expiry).
+#: Take or release a single-flight lease of (session, action) (a token with a PX expiry).
 LEASE = """
--- KEYS[1] the lease key
+-- KEYS[1] the lease key       {p}:session:{id}:{action}-lease
 -- ARGV[1] 'take' or 'release', ARGV[2] the token, ARGV[3] lease ms (take)
 -- Returns 1 when taken (or already ours) / released, 0 when someone else holds it.
 local holder = redis.call('GET', KEYS[1])
@@ -313,6 +315,35 @@ RECORD_ATTEMPT = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
 return redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+"""
+
+#: Number the next update of an action of a session, unless the session refuses updates.
+NEXT_SEQUENCE = """
+-- KEYS[1] session hash        {p}:session:{id}
+-- ARGV[1] the counter field (seq:<action>)
+-- ARGV[2] JSON list of the phases in which a session takes no update (finished, stopping)
+-- Returns {sequence, phase found}: the new number (from 1); 0 when the phase refuses (nothing
+-- is counted); -1 (phase '') when there is no session.
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, ''} end
+local phase = redis.call('HGET', KEYS[1], 'phase') or ''
+for _, refused in ipairs(cjson.decode(ARGV[2])) do
+  if refused == phase then return {0, phase} end
+end
+return {redis.call('HINCRBY', KEYS[1], ARGV[1], 1), phase}
+"""
+
+#: Record the sequence number of an applied update: compare-and-set, never lowered.
+RECORD_APPLIED = """
+-- KEYS[1] session hash        {p}:session:{id}
+-- ARGV[1] the applied field (applied:<action>)
+-- ARGV[2] the sequence number just applied
+-- Returns 1 when the field was raised to ARGV[2], 0 when it already held as much or more (a
+-- newer update was applied first), -1 when there is no session (no stray hash is created).
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local applied = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') or 0
+if tonumber(ARGV[2]) <= applied then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
 """
 
 #: Delete keys that still hold an expected value (never someone else's).
@@ -384,7 +415,6 @@ class Scripts:
     transition: Script
     request_stop: Script
     adopt_sid: Script
-    lease: Script
     record_attempt: Script
     compare_and_delete: Script
 
@@ -396,7 +426,6 @@ class Scripts:
             transition=client.register_script(TRANSITION),
             request_stop=client.register_script(REQUEST_STOP),
             adopt_sid=client.register_script(ADOPT_SID),
-            lease=client.register_script(LEASE),
             record_attempt=client.register_script(RECORD_ATTEMPT),
             compare_and_delete=client.register_script(COMPARE_AND_DELETE),
         )

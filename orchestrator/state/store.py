@@ -667,31 +667,6 @@ class SessionStore:
         session = session_from_hash(session_id, hash_pairs(flat))
         return AdoptResult(result, Phase(text(found)), session)
 
-    def take_lease(self, session_id: str, action: str, token: str, lease_s: float) -> bool:
-        """Take the single-flight lease of a session's ``action`` for ``lease_s`` seconds.
-
-        While one run of a job holds it (its call is in flight), no other run of that job for
-        that session makes the call: a redelivered or copied message waits for it. It expires on
-        Redis' clock, so a run whose worker died frees it after ``lease_s``.
-
-        Returns:
-            Whether ``token`` holds it now (taken, or renewed by its holder).
-        """
-        with redis_errors(self._redis):
-            taken = self._scripts.lease(
-                keys=[self.keys.call_lease(session_id, action)],
-                args=["take", token, max(1, int(lease_s * 1000))],
-            )
-        return bool(int(taken))
-
-    def release_lease(self, session_id: str, action: str, token: str) -> bool:
-        """Release the lease if ``token`` still holds it (never someone else's)."""
-        with redis_errors(self._redis):
-            released = self._scripts.lease(
-                keys=[self.keys.call_lease(session_id, action)], args=["release", token, 0]
-            )
-        return bool(int(released))
-
     def record_attempt(self, session_id: str, action: Action | str) -> int:
         """Count one call of ``action`` for the session and return the count so far.
 

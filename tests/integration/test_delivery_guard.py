@@ -49,12 +49,12 @@ def _task(task_id: str, *, redelivered: bool = True) -> Any:
 def test_a_run_that_died_once_runs_again_and_clears_its_count(ctx: JobContext) -> None:
     counter = DeliveryCounter(ctx.store.redis, ctx.store.keys.prefix)
     # The first delivery was killed (uncounted); this redelivery runs and clears its count.
-    assert _run(_task("t-once"), lambda c: "done") == "done"
+    assert _run(_task("t-once"), lambda c, _run_id: "done") == "done"
     assert counter.begin("t-once", 0) == 1, "a finished run clears the count"
 
 
 def test_a_first_delivery_costs_no_counter(ctx: JobContext) -> None:
-    assert _run(_task("t-first", redelivered=False), lambda c: "done") == "done"
+    assert _run(_task("t-first", redelivered=False), lambda c, _run_id: "done") == "done"
     assert list(ctx.store.redis.scan_iter(match=f"{ctx.store.keys.prefix}:delivery:*")) == []
 
 
@@ -64,7 +64,7 @@ def test_a_message_that_kills_every_run_goes_to_the_dead_letters(ctx: JobContext
         counter.begin("t-loop", 0)  # the first delivery and two redeliveries killed a worker
     ran: list[bool] = []
     with pytest.raises(JobFailedError) as failure:
-        _run(_task("t-loop"), lambda c: str(ran.append(True)))
+        _run(_task("t-loop"), lambda c, _run_id: str(ran.append(True)))
     assert ran == [], "not run a fourth time"
     assert failure.value.error["kind"] == "worker_lost"
     letters = ctx.dead_letters.list()

@@ -17,7 +17,7 @@ from workers.app import create_app
 
 pytestmark = pytest.mark.integration
 
-#: Each stop job gives up after two calls (the budget counts across jobs, so later ones after one).
+#: Each stop job (each stop request: the budget is per run) gives up after two calls.
 STOP_MAX_ATTEMPTS = 2
 
 
