@@ -210,9 +210,11 @@ def start(
 def stop(session_id: str, wait: bool, timeout: float, as_json: bool) -> None:
     """Stop the recording of session ID (never dropped: retried until it lands).
 
-    A start not sent yet is cancelled. Stopping a finished session changes nothing (noted on
-    stderr). --wait blocks until the session is stopped (exit 0) or failed (8); a stop the API
-    refuses leaves it stopping, for the reconciler and the dead letters, and --wait times out (7).
+    A start not sent yet is cancelled. A session the restart policy replaced passes the stop on
+    to its successor, which is the session printed (named on stderr). Stopping a finished session
+    changes nothing (noted on stderr). --wait blocks until the session is stopped (exit 0) or
+    failed (8); a stop the API refuses leaves it stopping, for the reconciler and the dead
+    letters, and --wait times out (7).
     """
     recorder = open_recorder()
     try:
@@ -220,14 +222,19 @@ def stop(session_id: str, wait: bool, timeout: float, as_json: bool) -> None:
         session = recorder.stop(session_id, why=_STOP_WHY)
     except OrchestratorError as exc:
         fail(exc)
-    if before.is_finished:
+    if session.id != session_id:
+        click.echo(
+            f"session {session_id} was restarted as session {session.id}: stopping that one",
+            err=True,
+        )
+    elif before.is_finished:
         click.echo(
             f"session {session_id} is already {before.phase.value}: nothing to stop", err=True
         )
     code = EXIT_OK
     if wait:
         session, code = _settle(
-            recorder, session_id, wanted=Phase.STOPPED, settled=_STOP_SETTLED, timeout_s=timeout
+            recorder, session.id, wanted=Phase.STOPPED, settled=_STOP_SETTLED, timeout_s=timeout
         )
     _print_session(session, as_json=as_json)
     sys.exit(code)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -12,6 +13,7 @@ from orchestrator.reconcile.restart import restart_failed
 from orchestrator.reconcile.session import Outcome, reconcile_session
 from orchestrator.state import Phase, Session, Source
 from orchestrator.tasking.queues import send_task
+from tests.integration.test_cli_sessions import run_cli
 from tests.integration.worker_fixture import QueueStack, start_body
 
 
@@ -128,12 +130,17 @@ def test_a_stop_of_the_original_id_stops_the_restarted_recording(
     successor_id = queue_stack.recorder.get(first.id).restarted_to
     assert successor_id is not None
     live = queue_stack.wait(successor_id, Phase.RECORDING)
-    # When it stops the original id
-    stopped = queue_stack.recorder.stop(first.id)
+    # When it stops the original id (here as an operator does, with the CLI)
+    result = run_cli(queue_stack, "stop", first.id, "--wait", "--json")
     # Then the answer names the successor, and the live recording ends
-    assert stopped.id == live.id and stopped.restarted_from == first.id
-    queue_stack.wait(live.id, Phase.STOPPED)
+    assert result.returncode == 0, result.stderr
+    stopped = json.loads(result.stdout)
+    assert stopped["id"] == live.id and stopped["restarted_from"] == first.id
+    assert f"restarted as session {live.id}" in result.stderr
+    assert stopped["phase"] == "stopped"
     assert queue_stack.sandbox.recordings(cname="rs-stop-chain", active=True) == []
+    # And the producer API says the same for the original id
+    assert queue_stack.recorder.stop(first.id).id == live.id
 
 
 def test_a_stop_requested_after_the_query_saw_status_20_means_no_restart(
