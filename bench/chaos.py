@@ -485,6 +485,10 @@ def report(
     for phase, n in sorted(phases.items()):
         print(f"  {'  final phase ' + phase:<44} {n:>6}")
     print(f"  {'  ever orphaned':<44} {orphaned:>6}")
+    orphan_cnames = {c for c, s in sessions.items() if was_orphaned(s)}
+    still = sum(1 for r in evidence.recordings_mid if r["active"] and r["cname"] in orphan_cnames)
+    print(f"  {'  orphan recordings running after settle':<44} {still:>6}  (spec D12: ended by")
+    print(f"  {'':<44} {'':>6}   emptying their channels)")
     print(f"  {'sandbox recordings started':<44} {len(evidence.recordings_end):>6}")
     print(f"  {'dead letters':<44} {dead_letters:>6}")
     for what, n in sorted(tally.producer.items()):

@@ -18,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Recordings, seconds of faults, settle time and the whole budget of the short form.
-SHORT_FORM = ["--recordings", "40", "--duration", "70", "--settle", "40", "--budget", "130"]
+SHORT_FORM = ["--recordings", "50", "--duration", "80", "--settle", "40", "--budget", "135"]
 #: The soak's own budget plus its clean-up; pytest's timeout lies above it.
 LIMIT_S = 150
 
