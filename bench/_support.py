@@ -29,6 +29,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -89,7 +90,14 @@ def redis_for_bench() -> tuple[str, EmbeddedRedis | None]:
     return embedded.start(), embedded
 
 
-def spawn(name: str, argv: list[str], env: dict[str, str], log_path: Path) -> ChildProcess:
+def spawn(
+    name: str,
+    argv: list[str],
+    env: dict[str, str],
+    log_path: Path,
+    *,
+    wrapper: Sequence[str] = (),
+) -> ChildProcess:
     """``python ARGV`` from the repository's root, in its own process group; not waited for.
 
     Args:
@@ -97,10 +105,11 @@ def spawn(name: str, argv: list[str], env: dict[str, str], log_path: Path) -> Ch
         argv: what follows ``python``, e.g. ``["-m", "orchestrator.cli", "beat"]``.
         env: its whole environment.
         log_path: where its output (stdout and stderr) goes.
+        wrapper: a command to run it under, e.g. ``["faketime", "-f", "+3s"]``.
     """
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, *argv],
+            [*wrapper, sys.executable, *argv],
             env=env,
             cwd=ROOT,
             stdout=log,
@@ -115,11 +124,13 @@ def start_sandbox(
     *,
     latency_ms: float | None = None,
     retention_s: float = 60,
+    extra: Sequence[str] = (),
 ) -> tuple[ChildProcess, str]:
     """``krtc-rec sandbox`` in its own process group; returns it and its API endpoint.
 
     Recordings start and stop at once (0 s durations); ``latency_ms`` (if given) is injected on
-    every call from the start, and comes back after a ``/_sandbox/reset``.
+    every call from the start, and comes back after a ``/_sandbox/reset``. ``extra`` flags come
+    last (a flag given again there wins, e.g. ``["--start-duration", "0.3"]``).
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("KRTC_")}
     env |= {"KRTC_ACCESS_KEY": ACCESS_KEY, "KRTC_SECRET_KEY": SECRET_KEY, "PYTHONUNBUFFERED": "1"}
@@ -127,7 +138,7 @@ def start_sandbox(
     if latency_ms is not None:
         argv += ["--latency-ms", f"{latency_ms:g}"]
     argv += ["--start-duration", "0", "--stop-duration", "0", "--retention", f"{retention_s:g}"]
-    argv += ["--log-level", "warning"]
+    argv += ["--log-level", "warning", *extra]
     child = spawn("sandbox", argv, env, workdir / "sandbox.log")
     try:
         child.wait_for("listening on ", timeout_s=30)

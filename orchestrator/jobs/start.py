@@ -36,7 +36,7 @@ from orchestrator.krtc.validation import RequestValidationError
 from orchestrator.state import Desired, Phase, Session
 from orchestrator.state.results import AdoptOutcome
 
-__all__ = ["run_start", "adopt_sid"]
+__all__ = ["run_start", "adopt_sid", "orphaned_reason"]
 
 log = logging.getLogger("orchestrator.jobs.start")
 
@@ -154,13 +154,16 @@ def _conflict(ctx: JobContext, session: Session, exc: ConflictError) -> str:
         last_error=error_record(exc, now),
         why="409 without a sid: running, but it cannot be stopped or queried (spec D12)",
     )
-    ctx.alert(
-        "orphaned",
-        session.id,
-        f"{session.app_id}/{session.cname}/{session.uid} is recording without a known sid; "
-        "its maxIdleTime bounds it",
-    )
+    ctx.alert("orphaned", session.id, orphaned_reason(session))
     return "orphaned: 409 without a sid"
+
+
+def orphaned_reason(session: Session) -> str:
+    """The text of a session's ``orphaned`` alert (raised here, and again by the reconciler)."""
+    return (
+        f"{session.app_id}/{session.cname}/{session.uid} is recording without a known sid; "
+        "its maxIdleTime bounds it"
+    )
 
 
 def _failed_attempt(ctx: JobContext, session: Session, exc: Exception, attempt: int) -> NoReturn:

@@ -18,6 +18,7 @@ below status 5 longer than stuck_after     alert ``stuck``
 stopping longer than stuck_after           alert ``stuck``, the stop is queued again
 max duration reached                       stop requested and queued
 pending / starting, no activity for long   the start is queued again (its message was lost)
+orphaned                                   alert ``orphaned`` (once: the job's may be lost)
 orphaned past its maxIdleTime horizon      failed (expired): the identity is freed
 a record that does not decode (corrupt,    skipped, alert ``corrupt_session`` (once), one
 or of a newer schema)                      warning a round (runner.py)
@@ -36,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.jobs.context import JobContext, recording_ref
+from orchestrator.jobs.start import orphaned_reason
 from orchestrator.krtc.errors import KrtcApiError, NotFoundError
 from orchestrator.krtc.models.responses import QueryResponse
 from orchestrator.reconcile.mapping import RUNNING_STATUSES, phase_for_status
@@ -145,6 +147,10 @@ def reconcile_session(
 def _without_sid(ctx: JobContext, session: Session, now: float, outcome: Outcome) -> None:
     quiet = now - session.updated_at
     if session.phase == Phase.ORPHANED:
+        # The start job alerts when it orphans the session, but a worker killed (or a Redis
+        # blip) between its write and its alert would leave an orphan nobody hears of; the
+        # alert store keeps this to one alert per session (a reminder, if configured).
+        ctx.alert("orphaned", session.id, orphaned_reason(session))
         horizon = _max_idle_s(session) + ctx.settings.reconcile_interval
         since = session.phase_since or session.updated_at
         if now - since > horizon:

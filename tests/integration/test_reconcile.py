@@ -174,3 +174,20 @@ def test_status_20_pages_exactly_once_through_the_alert_store(queue_stack: Queue
     mine = [a for a in recent if a.session_id == session.id]
     assert [a.kind.value for a in mine] == ["abnormal_exit"]
     assert mine[0].sid == session.sid and mine[0].cname == "rc-20-once"
+
+
+def test_an_orphan_whose_alert_was_lost_is_alerted_by_the_next_round(
+    queue_stack: QueueStack, ctx: JobContext, alerts: Alerts
+) -> None:
+    # Given a session orphaned by a start job that died before it could alert (no worker runs:
+    # the store's writes stand for the job's)
+    store = queue_stack.recorder.store
+    session = queue_stack.recorder.start(start_body("rc-orphan-unalerted"))
+    store.transition(session.id, to=Phase.STARTING, why="sending start")
+    store.transition(session.id, to=Phase.ORPHANED, why="409 without a sid")
+    # When two rounds reconcile it
+    reconcile_session(ctx, session.id)
+    reconcile_session(ctx, session.id)
+    # Then it is alerted (the alert store makes the repeats one alert)
+    assert set(alerts.kinds(session.id)) == {"orphaned"}
+    assert queue_stack.recorder.get(session.id).phase == Phase.ORPHANED
