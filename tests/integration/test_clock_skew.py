@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -61,11 +62,17 @@ def skewed_beat(queue_stack: QueueStack) -> Iterator[subprocess.Popen[bytes]]:
         env={**os.environ, **queue_stack.env},
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,
     )  # fmt: skip
     log.close()
     yield beat
-    beat.terminate()
-    beat.wait(10)
+    # faketime runs beat as its child: end the whole group, not only faketime.
+    os.killpg(beat.pid, signal.SIGTERM)
+    try:
+        beat.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(beat.pid, signal.SIGKILL)
+        beat.wait(10)
 
 
 def test_a_skewed_beat_and_worker_start_stop_and_reconcile_on_time(
