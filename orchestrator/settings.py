@@ -181,7 +181,13 @@ class Settings(BaseSettings):
         description="HMAC-SHA256 key signing the generic webhook's body; never printed",
     )
     alert_dingtalk_url: SecretStr | None = Field(default=None, description="DingTalk robot URL")
+    alert_dingtalk_secret: SecretStr | None = Field(
+        default=None, description="DingTalk robot signing secret (加签); never printed"
+    )
     alert_feishu_url: SecretStr | None = Field(default=None, description="Feishu / Lark bot URL")
+    alert_feishu_secret: SecretStr | None = Field(
+        default=None, description="Feishu / Lark bot signature-verification secret; never printed"
+    )
     alert_wecom_url: SecretStr | None = Field(default=None, description="WeCom group robot URL")
     alert_slack_url: SecretStr | None = Field(default=None, description="Slack incoming webhook")
     alert_remind_after: float | None = Field(

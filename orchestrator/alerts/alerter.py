@@ -54,7 +54,8 @@ def sinks_from_settings(settings: Settings, **http_options: Any) -> list[Sink]:
     """The background sinks the settings configure (the log sink is not among them).
 
     Args:
-        settings: the configuration (``KRTC_ALERT_*_URL``, ``KRTC_ALERT_WEBHOOK_SECRET``).
+        settings: the configuration (``KRTC_ALERT_*_URL``, ``KRTC_ALERT_WEBHOOK_SECRET``,
+            ``KRTC_ALERT_DINGTALK_SECRET``, ``KRTC_ALERT_FEISHU_SECRET``).
         **http_options: passed to every HTTP sink (``timeout_s=``, ``session=``).
 
     Raises:
@@ -65,12 +66,14 @@ def sinks_from_settings(settings: Settings, **http_options: Any) -> list[Sink]:
     if url:
         secret = _secret(settings.alert_webhook_secret)
         sinks.append(WebhookSink(url, secret=secret, **http_options))
-    for field, cls in (
-        ("alert_dingtalk_url", DingTalkSink),
-        ("alert_feishu_url", FeishuSink),
-        ("alert_wecom_url", WeComSink),
-        ("alert_slack_url", SlackSink),
-    ):
+    url = _secret(settings.alert_dingtalk_url)
+    if url:
+        secret = _secret(settings.alert_dingtalk_secret)
+        sinks.append(DingTalkSink(url, secret=secret, **http_options))
+    url = _secret(settings.alert_feishu_url)
+    if url:
+        sinks.append(FeishuSink(url, secret=_secret(settings.alert_feishu_secret), **http_options))
+    for field, cls in (("alert_wecom_url", WeComSink), ("alert_slack_url", SlackSink)):
         url = _secret(getattr(settings, field))
         if url:
             sinks.append(cls(url, **http_options))
@@ -154,6 +157,8 @@ class Alerter:
         kept_out = [
             _secret(settings.secret_key),
             _secret(settings.alert_webhook_secret),
+            _secret(settings.alert_dingtalk_secret),
+            _secret(settings.alert_feishu_secret),
             *secrets,
         ]
         return cls(

@@ -200,7 +200,9 @@ def test_slack_sends_text_and_blocks() -> None:
 
 
 def test_slack_respects_the_block_kit_limits() -> None:
-    session = deliver(SlackSink, SLACK, make_alert(reason="x" * 10_000, reminder=3), answer())
+    session = deliver(
+        SlackSink, SLACK, make_alert(reason="x" * 10_000, reminder=3), answer(200, b"ok")
+    )
 
     blocks = session.body()["blocks"]
     assert len(blocks[0]["text"]["text"]) <= 150
@@ -318,3 +320,116 @@ def test_severity_info_has_a_colour_everywhere() -> None:
 
     for sink_cls, url in ((FeishuSink, FEISHU), (WeComSink, WECOM), (DingTalkSink, DINGTALK)):
         deliver(sink_cls, url, alert, answer(200, b"{}"))
+
+
+# --- Signing robots ------------------------------------------------------------------------
+# Each expected value is computed here as the vendor documents it, independently of the sink.
+
+ROBOT_SECRET = "SEC0123456789abcdef-robot-secret"
+NOW_S = 1_700_000_123.456
+
+
+def test_dingtalk_with_a_secret_appends_timestamp_and_sign_as_documented() -> None:
+    import base64
+    import hashlib
+    import hmac
+    import urllib.parse
+
+    session = deliver(
+        DingTalkSink,
+        DINGTALK,
+        make_alert(),
+        answer(200, b'{"errcode":0}'),
+        secret=ROBOT_SECRET,
+        clock=lambda: NOW_S,
+    )
+
+    url = session.posts[0]["url"]
+    assert url.startswith(DINGTALK + "&timestamp=")
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+    timestamp = "1700000123456"  # milliseconds
+    string_to_sign = f"{timestamp}\n{ROBOT_SECRET}"
+    expected = base64.b64encode(
+        hmac.new(ROBOT_SECRET.encode(), string_to_sign.encode(), hashlib.sha256).digest()
+    ).decode()
+    assert query["timestamp"] == [timestamp]
+    assert query["sign"] == [expected]
+    assert urllib.parse.quote_plus(expected) in url, "the sign is URL-encoded"
+    assert ROBOT_SECRET not in url
+
+
+def test_dingtalk_signs_each_attempt_at_its_own_time() -> None:
+    times = iter([NOW_S, NOW_S + 3600])
+    session = FakeSession(answer(200, b'{"errcode":0}'))
+    sink = DingTalkSink(DINGTALK, session=session, secret=ROBOT_SECRET, clock=lambda: next(times))
+    sink.deliver(make_alert())
+    sink.deliver(make_alert())
+    assert session.posts[0]["url"] != session.posts[1]["url"]
+
+
+def test_dingtalk_bad_signature_answer_is_a_failure_with_its_reason() -> None:
+    body = json.dumps({"errcode": 310000, "errmsg": "sign not match"}).encode()
+    with pytest.raises(DeliveryError) as caught:
+        deliver(DingTalkSink, DINGTALK, make_alert(), answer(200, body), secret=ROBOT_SECRET)
+    assert "sign not match" in str(caught.value)
+    assert ROBOT_SECRET not in str(caught.value)
+
+
+def test_feishu_with_a_secret_adds_timestamp_and_sign_to_the_body_as_documented() -> None:
+    import base64
+    import hashlib
+    import hmac
+
+    session = deliver(
+        FeishuSink,
+        FEISHU,
+        make_alert(),
+        answer(200, b'{"code":0}'),
+        secret=ROBOT_SECRET,
+        clock=lambda: NOW_S,
+    )
+
+    body = session.body()
+    string_to_sign = f"{int(NOW_S)}\n{ROBOT_SECRET}"
+    expected = base64.b64encode(
+        hmac.new(string_to_sign.encode(), b"", hashlib.sha256).digest()
+    ).decode()
+    assert body["timestamp"] == str(int(NOW_S))
+    assert body["sign"] == expected
+    assert body["msg_type"] == "interactive"
+    assert ROBOT_SECRET not in session.posts[0]["data"].decode()
+
+
+def test_feishu_without_a_secret_sends_no_signature() -> None:
+    body = deliver(FeishuSink, FEISHU, make_alert(), answer(200, b'{"code":0}')).body()
+    assert "sign" not in body and "timestamp" not in body
+
+
+def test_feishu_bad_signature_code_is_a_failure() -> None:
+    body = json.dumps({"code": 19021, "msg": "sign match fail or timestamp is not within one hour"})
+    with pytest.raises(DeliveryError) as caught:
+        deliver(FeishuSink, FEISHU, make_alert(), answer(200, body.encode()), secret=ROBOT_SECRET)
+    assert caught.value.retryable is False
+    assert "code 19021" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("body", "retryable"), [(b"invalid_token", False), (b"<html>bad gateway</html>", True)]
+)
+def test_slack_a_200_that_is_not_ok_is_a_failure(body: bytes, retryable: bool) -> None:
+    with pytest.raises(DeliveryError) as caught:
+        deliver(SlackSink, SLACK, make_alert(), answer(200, body))
+    assert caught.value.retryable is retryable
+
+
+def test_settings_give_the_robots_their_secrets_and_keep_them_out_of_alerts() -> None:
+    settings = Settings(
+        alert_dingtalk_url=DINGTALK,
+        alert_dingtalk_secret=ROBOT_SECRET,
+        alert_feishu_url=FEISHU,
+        alert_feishu_secret=ROBOT_SECRET + "-f",
+    )
+    dingtalk, feishu = sinks_from_settings(settings)
+    assert isinstance(dingtalk, DingTalkSink) and dingtalk._secret == ROBOT_SECRET
+    assert isinstance(feishu, FeishuSink) and feishu._secret == ROBOT_SECRET + "-f"
+    assert ROBOT_SECRET not in repr(settings)

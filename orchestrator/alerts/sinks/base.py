@@ -131,6 +131,10 @@ class HttpSink(Sink):
         """The JSON message of ``alert``."""
         raise NotImplementedError
 
+    def target(self) -> str:
+        """The URL of one attempt (a signing robot appends its signature here)."""
+        return self._url
+
     def headers(self, alert: Alert, body: bytes) -> dict[str, str]:
         """The request headers of one attempt (the signing sink adds its signature here)."""
         return {"Content-Type": "application/json; charset=utf-8"}
@@ -150,7 +154,7 @@ class HttpSink(Sink):
         body = self.body(alert)
         try:
             response = self._session.post(
-                self._url,
+                self.target(),
                 data=body,
                 headers=self.headers(alert, body),
                 timeout=self.timeout_s,

@@ -3,11 +3,15 @@
 URL ``https://oapi.dingtalk.com/robot/send?access_token=…``. The robot answers HTTP 200 with
 ``{"errcode": 0, "errmsg": "ok"}``; a non-zero ``errcode`` is an error (130101: more than 20
 messages a minute, retried). A robot with a keyword filter needs one of the words of the title
-(e.g. ``KRTC``) among its keywords.
+(e.g. ``KRTC``) among its keywords. A robot with the signing setting (加签) needs its secret
+(``KRTC_ALERT_DINGTALK_SECRET``): each attempt appends ``&timestamp=…&sign=…`` to the URL
+(:mod:`orchestrator.alerts.sinks.robot_signing`).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import requests
@@ -15,6 +19,7 @@ import requests
 from orchestrator.alerts.model import Alert
 from orchestrator.alerts.render import EMOJI, facts, title, truncate
 from orchestrator.alerts.sinks.base import HttpSink
+from orchestrator.alerts.sinks.robot_signing import dingtalk_signed_url
 
 __all__ = ["DingTalkSink"]
 
@@ -25,10 +30,38 @@ _REASON_LIMIT = 2000
 
 
 class DingTalkSink(HttpSink):
-    """Posts ``{"msgtype": "markdown", "markdown": {"title", "text"}}``."""
+    """Posts ``{"msgtype": "markdown", "markdown": {"title", "text"}}``.
+
+    Args:
+        url: the robot URL (its access token included).
+        secret: the robot's signing secret (加签), if it has one.
+        clock: unix time, for the signature's timestamp.
+        **options: as for :class:`HttpSink`.
+    """
 
     name: ClassVar[str] = "dingtalk"
     setting: ClassVar[str] = "KRTC_ALERT_DINGTALK_URL"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        secret: str | None = None,
+        clock: Callable[[], float] = time.time,
+        **options: Any,
+    ) -> None:
+        super().__init__(url, **options)
+        self._secret = secret or None
+        self._clock = clock
+
+    def target(self) -> str:
+        if self._secret is None:
+            return self._url
+        return dingtalk_signed_url(self._url, self._secret, int(self._clock() * 1000))
+
+    def scrub(self, text: str) -> str:
+        text = super().scrub(text)
+        return text.replace(self._secret, "**********") if self._secret else text
 
     def payload(self, alert: Alert) -> dict[str, Any]:
         heading = title(alert)

@@ -2,11 +2,17 @@
 
 URL ``https://open.feishu.cn/open-apis/bot/v2/hook/<token>`` (Lark:
 ``https://open.larksuite.com/…``). The bot answers ``{"code": 0, "msg": "success"}`` (older
-deployments: ``{"StatusCode": 0}``); 11232 (rate limited) is retried.
+deployments: ``{"StatusCode": 0}``); 11232 (rate limited) is retried, any other non-zero code
+is a failure (19021: bad signature). A bot with signature verification (签名校验) needs its
+secret (``KRTC_ALERT_FEISHU_SECRET``): each attempt adds ``"timestamp"`` and ``"sign"`` to the
+body (:mod:`orchestrator.alerts.sinks.robot_signing`).
 """
 
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import requests
@@ -14,6 +20,7 @@ import requests
 from orchestrator.alerts.model import Alert, Severity
 from orchestrator.alerts.render import facts, title, truncate, when
 from orchestrator.alerts.sinks.base import HttpSink
+from orchestrator.alerts.sinks.robot_signing import feishu_sign
 
 __all__ = ["FeishuSink"]
 
@@ -24,10 +31,44 @@ _REASON_LIMIT = 4000
 
 
 class FeishuSink(HttpSink):
-    """Posts ``{"msg_type": "interactive", "card": {header, elements}}``."""
+    """Posts ``{"msg_type": "interactive", "card": {header, elements}}``.
+
+    Args:
+        url: the bot URL (its token included).
+        secret: the bot's signing secret, if it verifies signatures.
+        clock: unix time, for the signature's timestamp.
+        **options: as for :class:`HttpSink`.
+    """
 
     name: ClassVar[str] = "feishu"
     setting: ClassVar[str] = "KRTC_ALERT_FEISHU_URL"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        secret: str | None = None,
+        clock: Callable[[], float] = time.time,
+        **options: Any,
+    ) -> None:
+        super().__init__(url, **options)
+        self._secret = secret or None
+        self._clock = clock
+
+    def body(self, alert: Alert) -> bytes:
+        message = self.payload(alert)
+        if self._secret is not None:
+            timestamp = int(self._clock())
+            message = {
+                "timestamp": str(timestamp),
+                "sign": feishu_sign(self._secret, timestamp),
+                **message,
+            }
+        return json.dumps(message, ensure_ascii=False).encode("utf-8")
+
+    def scrub(self, text: str) -> str:
+        text = super().scrub(text)
+        return text.replace(self._secret, "**********") if self._secret else text
 
     def payload(self, alert: Alert) -> dict[str, Any]:
         fields = [

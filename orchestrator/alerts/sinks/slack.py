@@ -1,16 +1,19 @@
 """Slack incoming webhook: Block Kit ``blocks`` with a plain ``text`` fallback.
 
 URL ``https://hooks.slack.com/services/T…/B…/<token>``. Slack answers ``ok`` with 200, and an
-error name (``invalid_payload``, ``no_service``…) with a 4xx; 429 carries ``Retry-After``.
+error name (``invalid_payload``, ``no_service``…) with a 4xx; 429 carries ``Retry-After``. A 200
+whose body is anything but ``ok`` (a proxy's page, an error name) is a failed delivery too.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import requests
+
 from orchestrator.alerts.model import Alert
 from orchestrator.alerts.render import EMOJI, facts, title, truncate, when
-from orchestrator.alerts.sinks.base import HttpSink
+from orchestrator.alerts.sinks.base import DeliveryError, HttpSink
 
 __all__ = ["SlackSink", "escape"]
 
@@ -69,3 +72,12 @@ class SlackSink(HttpSink):
         )
         fallback = f"{title(alert)}: session {alert.session_id}: {alert.reason}"
         return {"text": truncate(escape(fallback), _SECTION_LIMIT), "blocks": blocks}
+
+    def check_answer(self, response: requests.Response) -> None:
+        answer = response.text.strip()
+        if answer == "ok":
+            return
+        raise DeliveryError(
+            f"{self.describe()}: answered {self.scrub(answer[:200])!r} instead of 'ok'",
+            retryable=not answer or answer.startswith("<"),
+        )
