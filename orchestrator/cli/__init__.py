@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "repair": "orchestrator.cli.repair:repair",
     "show": "orchestrator.cli.views:show",
     "start": "orchestrator.cli.sessions:start",
+    "status": "orchestrator.cli.status:status",
     "stop": "orchestrator.cli.sessions:stop",
     "up": "orchestrator.cli.up:up",
     "update": "orchestrator.cli.sessions:update",

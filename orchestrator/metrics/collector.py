@@ -13,6 +13,7 @@ metric                              type       labels          from
 ``krtc_reconcile_round_seconds``    histogram                  rounds closed by the RoundGate
 ``krtc_schedule_lag_seconds``       histogram                  :func:`record_schedule_lag`
 ``krtc_clock_skew_seconds``         gauge      process         :mod:`orchestrator.metrics.skew`
+``krtc_queue_length``               gauge      queue           the Celery queues' Redis lists
 ==================================  =========  ==============  ==================================
 
 Every known label value is exported, with 0 when nothing happened yet, so that ``rate()`` and
@@ -48,6 +49,7 @@ from orchestrator.metrics.skew import read_skews
 from orchestrator.state import DeadLetterStore, Keys, Phase, SessionStore
 from orchestrator.state.backend import redis_errors
 from orchestrator.state.codec import text
+from orchestrator.tasking.queues import queue_lengths
 
 __all__ = ["RedisCollector", "ACTIONS", "SESSION_PHASES", "SINKS"]
 
@@ -119,6 +121,17 @@ class RedisCollector(Collector):
             hashes[self.keys.metrics_schedule_lag()],
         )
         yield self._skews()
+        yield self._queues()
+
+    def _queues(self) -> GaugeMetricFamily:
+        with redis_errors(self._redis):
+            lengths = queue_lengths(self._redis, self.keys)
+        family = GaugeMetricFamily(
+            "krtc_queue_length", "Messages waiting in each Celery queue.", labels=["queue"]
+        )
+        for queue, length in lengths.items():
+            family.add_metric([queue], length)
+        return family
 
     def _skews(self) -> GaugeMetricFamily:
         with redis_errors(self._redis):

@@ -126,6 +126,7 @@ class Dispatcher:
     def tick(self, *, max_rounds: int = 50) -> TickReport:
         """Claim and carry out due work until none is due (at most ``max_rounds`` claims)."""
         report = TickReport()
+        self.schedules.record_tick()
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             for _ in range(max_rounds):
                 claimed = self.schedules.claim(lease_s=self.lease_s, limit=self.claim_batch)

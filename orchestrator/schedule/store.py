@@ -88,6 +88,17 @@ class ScheduleStore:
         """The store's clock."""
         return self._clock
 
+    def record_tick(self) -> None:
+        """Note that a tick ran now (``krtc-rec status`` and the beat health check read it)."""
+        with redis_errors(self._redis):
+            self._redis.set(self.keys.schedule_last_tick(), repr(self._clock()))
+
+    def last_tick(self) -> float | None:
+        """When the last tick ran (unix seconds on Redis' clock), if one ever did."""
+        with redis_errors(self._redis):
+            raw = cast("str | bytes | None", self._redis.get(self.keys.schedule_last_tick()))
+        return None if raw is None else float(text(raw))
+
     @property
     def redis(self) -> Redis:
         """The Redis client."""

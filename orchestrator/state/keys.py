@@ -194,6 +194,10 @@ class Keys:
         """The sorted set of every schedule id, scored by creation time (unix seconds)."""
         return f"{self.prefix}:schedules"
 
+    def schedule_last_tick(self) -> str:
+        """When the last schedule tick ran (Redis time, unix seconds): for health checks."""
+        return f"{self.prefix}:schedule:last-tick"
+
     def occurrence(self, occurrence_id: str) -> str:
         """The hash of one occurrence of a schedule."""
         return f"{self.prefix}:occurrence:{_part(occurrence_id)}"
@@ -233,6 +237,10 @@ class Keys:
     def run(self, run_id: str) -> str:
         """The budget of one run of a job (its attempts and waits), by the run's id."""
         return f"{self.prefix}:run:{_part(run_id)}"
+
+    def celery_queue(self, queue: str) -> str:
+        """The list kombu keeps a Celery queue in (its transport's ``global_keyprefix``)."""
+        return f"{self.prefix}:celery:{_part(queue)}"
 
     def pattern(self) -> str:
         """A ``SCAN MATCH`` pattern for every key under the prefix (glob characters escaped)."""

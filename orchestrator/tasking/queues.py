@@ -7,7 +7,11 @@ that a long reconcile batch never delays a scheduled start.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
+
+from redis import Redis
+
+from orchestrator.state.keys import Keys
 
 __all__ = [
     "START_QUEUE",
@@ -18,6 +22,7 @@ __all__ = [
     "TASK_QUEUES",
     "TaskSender",
     "send_task",
+    "queue_lengths",
 ]
 
 START_QUEUE = "krtc"
@@ -50,3 +55,12 @@ def send_task(app: TaskSender, name: str, args: list[Any], **options: Any) -> st
     """Send task ``name`` to its queue; returns the task id."""
     result = app.send_task(name, args=args, queue=TASK_QUEUES[name], **options)
     return str(result.id)
+
+
+def queue_lengths(redis: Redis, keys: Keys) -> dict[str, int]:
+    """Messages waiting in each queue (the Redis lists kombu keeps them in), in one round trip."""
+    pipe = redis.pipeline(transaction=False)
+    for queue in QUEUES:
+        pipe.llen(keys.celery_queue(queue))
+    lengths = cast("list[int]", pipe.execute())
+    return {queue: int(n) for queue, n in zip(QUEUES, lengths, strict=True)}

@@ -36,6 +36,7 @@ METRICS = {
     "krtc_reconcile_round_seconds": "histogram",
     "krtc_schedule_lag_seconds": "histogram",
     "krtc_clock_skew_seconds": "gauge",
+    "krtc_queue_length": "gauge",
     "krtc_alerts_undelivered_total": "counter",
     "krtc_alerts_outbox": "gauge",
 }
