@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis import Redis
 
 from orchestrator.settings import Settings, settings_env
 from orchestrator.stack import EmbeddedRedis
@@ -118,8 +119,26 @@ def test_status_of_a_running_deployment_is_healthy(
         assert "1 alive" in checks["workers"]["detail"]
         for queue in ("krtc", "krtc-stop", "krtc-schedule", "krtc-reconcile"):
             assert queue in checks["workers"]["detail"]
+
+        # An eviction policy that can drop sessions is named, with what to set instead.
+        client = Redis.from_url(own_redis.url)
+        client.config_set("maxmemory-policy", "allkeys-lru")
+        code, report, _ = _status(settings)
+        redis_check = _checks(report)["redis"]
+        assert code == 1 and not redis_check["ok"]
+        assert "maxmemory-policy allkeys-lru" in redis_check["detail"]
+        assert "noeviction" in redis_check["fix"]
+        client.config_set("maxmemory-policy", "noeviction")
+
+        # A stopped worker is named too.
+        os.killpg(processes[0].pid, signal.SIGTERM)
+        processes[0].wait(20)
+        code, report, _ = _status(settings)
+        workers = _checks(report)["workers"]
+        assert code == 1 and not workers["ok"] and "no worker answered" in workers["detail"]
     finally:
         for process in processes:
-            os.killpg(process.pid, signal.SIGTERM)
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
         for process in processes:
             process.wait(20)
