@@ -77,7 +77,8 @@ def show(letter_id: str) -> None:
 
 @dlq.command(epilog=QUEUE_EXIT_CODES_HELP)
 @click.argument("letter_id", metavar="ID")
-def replay(letter_id: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help='Print {"letter", "task", "task_id"}.')
+def replay(letter_id: str, as_json: bool) -> None:
     """Queue the job of dead letter ID again; print the new task id.
 
     The job runs as it would have: a start for a session that has already failed, or a stop for
@@ -96,6 +97,16 @@ def replay(letter_id: str) -> None:
         sys.exit(EXIT_NOT_FOUND)
     except OrchestratorError as exc:
         fail(exc)
+    if as_json:
+        echo_json(
+            {
+                "letter": letter_id,
+                "task": letter.task,
+                "session_id": letter.session_id,
+                "task_id": task_id,
+            }
+        )
+        return
     click.echo(
         f"replayed {letter.task} for session {letter.session_id} as task {task_id}", err=True
     )
@@ -111,16 +122,33 @@ def replay(letter_id: str) -> None:
     type=click.FloatRange(min=0),
     help="Delete the letters that failed more than this many seconds ago.",
 )
-def purge(letter_ids: tuple[str, ...], purge_all: bool, older_than_s: float | None) -> None:
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before --all.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"purged", "missing"}.')
+def purge(
+    letter_ids: tuple[str, ...],
+    purge_all: bool,
+    older_than_s: float | None,
+    yes: bool,
+    as_json: bool,
+) -> None:
     """Delete dead letters: the IDs given, --all, or those --older-than S seconds.
 
-    Prints how many were deleted. An ID that is not kept is reported and exits 4 (the others
-    are still deleted).
+    Prints how many were deleted. --all asks first unless --yes (a declined prompt exits 1 and
+    deletes nothing). An ID that is not kept is reported and exits 4 (the others are still
+    deleted).
     """
     chosen = sum([bool(letter_ids), purge_all, older_than_s is not None])
     if chosen != 1:
         raise click.UsageError("give exactly one of --all, --older-than S or IDs")
     recorder = open_recorder()
+    if purge_all and not yes:
+        try:
+            size = recorder.dead_letters.size()
+        except OrchestratorError as exc:
+            fail(exc)
+        if not click.confirm(f"delete all {size} dead letters?", default=False, err=True):
+            click.echo("nothing deleted", err=True)
+            sys.exit(1)
     missing = []
     try:
         if letter_ids:
@@ -136,5 +164,8 @@ def purge(letter_ids: tuple[str, ...], purge_all: bool, older_than_s: float | No
         fail(exc)
     for letter_id in missing:
         _not_found(letter_id)
-    click.echo(f"purged {deleted} dead letter{'' if deleted == 1 else 's'}")
+    if as_json:
+        echo_json({"purged": deleted, "missing": missing})
+    else:
+        click.echo(f"purged {deleted} dead letter{'' if deleted == 1 else 's'}")
     sys.exit(EXIT_NOT_FOUND if missing else 0)

@@ -36,6 +36,7 @@ __all__ = [
     "EXIT_CODES_HELP",
     "QUEUE_EXIT_CODES_HELP",
     "echo_json",
+    "error_json",
     "fail",
     "exit_code_for",
 ]
@@ -60,10 +61,10 @@ EXIT_CODES_HELP = (
 
 #: The exit codes of the commands that queue jobs or read sessions (start, stop, show, dlq...).
 QUEUE_EXIT_CODES_HELP = (
-    "Exit codes: 0 success; 2 invalid input or configuration, or Redis unreachable at start-up "
-    "(nothing stored or queued); 4 no such session or dead letter; 5 the session's state forbids "
-    "it (finished, or an idempotency key reused for another recording); 6 Redis lost during the "
-    "command; 7 --wait timed out; 8 --wait ended in another phase (failed, orphaned, stopped)."
+    "Exit codes: 0 success; 2 invalid input or configuration (nothing stored or queued); 4 no "
+    "such session or dead letter; 5 the session's state forbids it (finished, or an idempotency "
+    "key reused for another recording); 6 Redis unreachable (at start-up or during the command: "
+    "try again); 7 --wait timed out; 8 --wait ended in another phase (failed, orphaned, stopped)."
 )
 
 
@@ -98,12 +99,32 @@ def exit_code_for(error: BaseException) -> int:
     return 1
 
 
-def fail(error: OrchestratorError) -> NoReturn:
-    """Report ``error`` on stderr in its documented form and exit with its code."""
+def error_json(error: OrchestratorError) -> dict[str, Any]:
+    """``{"error": {...}}``: how a command run with ``--json`` reports ``error`` on stderr."""
     if isinstance(error, KrtcApiError):
+        body: dict[str, Any] = dict(error.to_dict())
+    else:
+        body = {"kind": type(error).__name__, "reason": str(error)}
+    if isinstance(error, RequestValidationError):
+        body["errors"] = [e.to_dict() for e in error.errors]
+    body["exit_code"] = exit_code_for(error)
+    return {"error": body}
+
+
+def _wants_json() -> bool:
+    context = click.get_current_context(silent=True)
+    return bool(context is not None and context.params.get("as_json"))
+
+
+def fail(error: OrchestratorError) -> NoReturn:
+    """Report ``error`` on stderr in its documented form and exit with its code.
+
+    API errors are always JSON; with ``--json`` every error is (:func:`error_json`).
+    """
+    if isinstance(error, KrtcApiError) and not _wants_json():
         echo_json({"error": error.to_dict()}, err=True)
-    elif isinstance(error, RequestValidationError):
-        click.echo(f"error: {error}", err=True)
+    elif _wants_json():
+        echo_json(error_json(error), err=True)
     else:
         click.echo(f"error: {error}", err=True)
     sys.exit(exit_code_for(error))

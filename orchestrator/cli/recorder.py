@@ -1,8 +1,8 @@
 """What the queue commands share: a :class:`Recorder` from the environment, JSON input.
 
-A command that cannot reach Redis when it starts is misconfigured (``REDIS_URL`` names the
-wrong server, or it is not running): it exits 2 with nothing stored or queued, like any other
-configuration error. Losing Redis later, during the command, is a transient failure (exit 6).
+Redis unreachable is one exit code for every command, 6, whether it is found at start-up (nothing
+stored or queued) or during the command: try again once Redis answers. A ``REDIS_URL`` that is not
+a Redis URL is a configuration error (exit 2).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ def connect_recorder() -> Recorder:
     """A recorder configured from the environment, its Redis checked.
 
     Raises:
-        ConfigError: a setting is invalid, ``REDIS_URL`` is not a Redis URL, or nothing answers
-            there.
+        ConfigError: a setting is invalid, or ``REDIS_URL`` is not a Redis URL.
+        StateUnavailableError: nothing answers there (exit 6, like a Redis lost later).
     """
     settings = load_settings()
     from orchestrator.producer import Recorder  # Celery loads only for the commands that queue
@@ -46,7 +46,7 @@ def connect_recorder() -> Recorder:
     try:
         store.ping()
     except StateUnavailableError as exc:
-        raise ConfigError(f"cannot reach Redis: {exc}") from None
+        raise StateUnavailableError(f"cannot reach Redis: {exc}") from None
     return Recorder(settings, store=store)
 
 

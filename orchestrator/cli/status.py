@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from orchestrator.cli.output import EXIT_OK, fail
+from orchestrator.cli.output import EXIT_OK, EXIT_TRANSIENT, fail
 from orchestrator.errors import OrchestratorError
 
 __all__ = ["status", "EXIT_UNHEALTHY"]
@@ -23,8 +23,8 @@ def status(as_json: bool) -> None:
     they consume, queue depths, the last reconcile round and schedule tick, dead letters, alerts
     of the last hour, and this host's clock against Redis.
 
-    Each failed check says what to do. Exit codes: 0 every check passed; 1 a check failed
-    (Redis unreachable included); 2 invalid configuration.
+    Each failed check says what to do. Exit codes: 0 every check passed; 1 a check failed;
+    2 invalid configuration; 6 Redis unreachable (as for every command).
     """
     try:
         from orchestrator.doctor import diagnose, healthy
@@ -48,4 +48,5 @@ def status(as_json: bool) -> None:
             if check.fix:
                 click.echo(f"      {'':<{width}}  -> {check.fix}")
         click.echo("healthy" if ok else "unhealthy", err=True)
-    sys.exit(EXIT_OK if ok else EXIT_UNHEALTHY)
+    unreachable = not checks[0].ok and "unreachable" in checks[0].detail
+    sys.exit(EXIT_OK if ok else EXIT_TRANSIENT if unreachable else EXIT_UNHEALTHY)

@@ -22,21 +22,35 @@ DEFAULT_LIST_LIMIT = 50
 
 
 def sessions_in(
-    recorder: Recorder, phases: frozenset[Phase], *, active_only: bool, limit: int
+    recorder: Recorder,
+    phases: frozenset[Phase],
+    *,
+    active_only: bool,
+    limit: int,
+    fields: dict[str, str] | None = None,
 ) -> list[Session]:
-    """The newest ``limit`` sessions whose phase is one of ``phases`` (all when empty).
+    """The newest ``limit`` sessions whose phase is one of ``phases`` (all when empty) and whose
+    ``fields`` (``app_id``, ``cname``, ``uid``, ``sid``) have the values given.
 
-    The store filters on activity only, so phases are filtered here, reading further back until
+    The store filters on activity only, so the rest is filtered here, reading further back until
     ``limit`` sessions match or there are no more.
     """
-    if not phases:
+    wanted = {name: value for name, value in (fields or {}).items() if value is not None}
+    if not phases and not wanted:
         return recorder.list(active_only=active_only, limit=limit)
     # Unfinished phases are all in the (small) set of active sessions.
-    active_only = active_only or not any(p.is_finished for p in phases)
+    if phases:
+        active_only = active_only or not any(p.is_finished for p in phases)
+
+    def matches(session: Session) -> bool:
+        if phases and session.phase not in phases:
+            return False
+        return all(getattr(session, name) == value for name, value in wanted.items())
+
     fetch = limit
     while True:
         found = recorder.list(active_only=active_only, limit=fetch)
-        matching = [s for s in found if s.phase in phases]
+        matching = [s for s in found if matches(s)]
         if len(matching) >= limit or len(found) < fetch:
             return matching[:limit]
         fetch *= 4
@@ -74,13 +88,33 @@ def show(session_id: str, as_json: bool) -> None:
     show_default=True,
     help="At most this many sessions.",
 )
+@click.option("--app-id", help="Only sessions of this appId.")
+@click.option("--cname", help="Only sessions of this channel.")
+@click.option("--uid", help="Only sessions recording with this uid.")
+@click.option("--sid", help="Only the session of this server recording id.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of sessions.")
-def list_sessions(active: bool, phases: tuple[str, ...], limit: int, as_json: bool) -> None:
-    """List recording sessions, newest first."""
+def list_sessions(
+    active: bool,
+    phases: tuple[str, ...],
+    limit: int,
+    app_id: str | None,
+    cname: str | None,
+    uid: str | None,
+    sid: str | None,
+    as_json: bool,
+) -> None:
+    """List recording sessions, newest first (filters combine)."""
     recorder = open_recorder()
     wanted = frozenset(Phase(p) for p in phases)
+    fields = {"app_id": app_id, "cname": cname, "uid": uid, "sid": sid}
     try:
-        sessions = sessions_in(recorder, wanted, active_only=active, limit=limit)
+        sessions = sessions_in(
+            recorder,
+            wanted,
+            active_only=active,
+            limit=limit,
+            fields={k: v for k, v in fields.items() if v is not None},
+        )
     except OrchestratorError as exc:
         fail(exc)
     if as_json:

@@ -125,7 +125,11 @@ def test_purge_by_id_age_or_all(queue_stack: QueueStack) -> None:
         "purged 1 dead letter"
     )
     assert [x["id"] for x in letters(queue_stack)] == ["new-2", "new-1"]
-    assert ok(run_cli(queue_stack, "dlq", "purge", "--all")).strip() == "purged 2 dead letters"
+    declined = run_cli(queue_stack, "dlq", "purge", "--all", stdin="n\n")
+    assert declined.returncode == 1 and "delete all 2 dead letters?" in declined.stderr
+    assert len(letters(queue_stack)) == 2, "a declined --all deletes nothing"
+    purged = run_cli(queue_stack, "dlq", "purge", "--all", "--yes", "--json")
+    assert json.loads(ok(purged)) == {"purged": 2, "missing": []}
     assert letters(queue_stack) == []
     assert "no dead letters" in run_cli(queue_stack, "dlq", "list").stderr
 
@@ -137,9 +141,9 @@ def test_unknown_letters_exit_4(queue_stack: QueueStack) -> None:
         assert "no dead letter 'nope'" in result.stderr
 
 
-def test_an_unreachable_redis_exits_2(queue_stack: QueueStack) -> None:
-    for command in (["list"], ["show", "x"], ["replay", "x"], ["purge", "--all"]):
+def test_an_unreachable_redis_exits_6(queue_stack: QueueStack) -> None:
+    for command in (["list"], ["show", "x"], ["replay", "x"], ["purge", "--all", "--yes"]):
         result = run_cli(queue_stack, "dlq", *command, REDIS_URL="redis://:pw-x9@127.0.0.1:1/0")
-        assert result.returncode == 2
+        assert result.returncode == 6
         assert "cannot reach Redis" in result.stderr and "REDIS_URL" in result.stderr
         assert "pw-x9" not in result.stderr

@@ -193,6 +193,23 @@ def test_list_filters_by_activity_phase_and_limit(queue_stack: QueueStack) -> No
     assert table[0].split()[:2] == ["ID", "PHASE"]
     assert table[1].split()[:2] == [pending, "pending"]
     assert len(table) == 2
+    # Filters by identity combine with each other and with the phase.
+    assert [s["id"] for s in listed(queue_stack, "--cname", "cli-a")] == [pending]
+    assert [s["id"] for s in listed(queue_stack, "--app-id", "app-test", "--uid", "1001")] == [
+        cancelled,
+        pending,
+    ]
+    assert listed(queue_stack, "--app-id", "other-app") == []
+    assert listed(queue_stack, "--cname", "cli-a", "--phase", "stopped") == []
+
+
+def test_list_finds_a_session_by_its_sid(queue_stack: QueueStack) -> None:
+    queue_stack.start_worker()
+    session = queue_stack.recorder.start(start_body("cli-sid"))
+    recording = queue_stack.wait(session.id, "recording")
+    found = listed(queue_stack, "--sid", str(recording.sid))
+    assert [s["id"] for s in found] == [session.id]
+    assert listed(queue_stack, "--sid", "no-such-sid") == []
 
 
 def test_update_and_layout_queue_a_client_request(queue_stack: QueueStack) -> None:
@@ -252,7 +269,6 @@ def test_unknown_session_exits_4(queue_stack: QueueStack) -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"REDIS_URL": "redis://:hunter2-pw@127.0.0.1:1/0"}, "cannot reach Redis"),
         ({"REDIS_URL": "not-a-url"}, "REDIS_URL: not a Redis URL"),
         ({"KRTC_VISIBILITY_TIMEOUT": "1"}, "KRTC_VISIBILITY_TIMEOUT"),
     ],
@@ -267,7 +283,7 @@ def test_bad_configuration_exits_2_with_a_clear_message(
     assert "hunter2-pw" not in result.stderr
 
 
-def test_every_command_exits_2_when_redis_is_unreachable(queue_stack: QueueStack) -> None:
+def test_every_command_exits_6_when_redis_is_unreachable(queue_stack: QueueStack) -> None:
     body = {"mixedVideoLayout": 1}
     for command, stdin in (
         (["start", "--file", "-"], start_body("nr")),
@@ -275,6 +291,24 @@ def test_every_command_exits_2_when_redis_is_unreachable(queue_stack: QueueStack
         (["layout", "x", "--file", "-"], body),
         (["show", "x"], None),
     ):
-        result = run_cli(queue_stack, *command, stdin=stdin, REDIS_URL="redis://127.0.0.1:1")
-        assert result.returncode == 2, command
+        result = run_cli(
+            queue_stack, *command, stdin=stdin, REDIS_URL="redis://:hunter2-pw@127.0.0.1:1/0"
+        )
+        assert result.returncode == 6, command
         assert "cannot reach Redis" in result.stderr and "REDIS_URL" in result.stderr
+        assert "hunter2-pw" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_with_json_errors_are_json_on_stderr(queue_stack: QueueStack) -> None:
+    unreachable = run_cli(queue_stack, "show", "x", "--json", REDIS_URL="redis://127.0.0.1:1")
+    error = json.loads(unreachable.stderr)["error"]
+    assert unreachable.returncode == 6 and error["exit_code"] == 6
+    assert error["kind"] == "StateUnavailableError" and "cannot reach Redis" in error["reason"]
+    body = start_body("json-errors")
+    body["clientRequest"]["recordingConfig"]["maxIdleTime"] = -1
+    invalid = run_cli(queue_stack, "start", "--file", "-", "--json", stdin=body)
+    error = json.loads(invalid.stderr)["error"]
+    assert invalid.returncode == 2 and error["exit_code"] == 2
+    assert [e["path"] for e in error["errors"]] == ["clientRequest.recordingConfig.maxIdleTime"]
+    missing = run_cli(queue_stack, "show", "nope", "--json")
+    assert missing.returncode == 4 and json.loads(missing.stderr)["error"]["exit_code"] == 4
