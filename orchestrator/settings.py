@@ -190,6 +190,11 @@ class Settings(BaseSettings):
     )
     alert_wecom_url: SecretStr | None = Field(default=None, description="WeCom group robot URL")
     alert_slack_url: SecretStr | None = Field(default=None, description="Slack incoming webhook")
+    #: The HTTP API (``krtc-rec serve``): bearer tokens that may call it, comma-separated.
+    api_tokens: SecretStr | None = Field(
+        default=None,
+        description="bearer tokens of the HTTP API, comma-separated; never printed",
+    )
     alert_remind_after: float | None = Field(
         default=DEFAULT_ALERT_REMIND_AFTER_S,
         gt=0,

@@ -40,7 +40,7 @@ from orchestrator.jobs import (
     run_update,
 )
 from orchestrator.reconcile.runner import fan_out, run_batch
-from workers import failures, redelivery, runtime, wakeup
+from workers import failures, heartbeat, redelivery, runtime, wakeup
 from workers.delivery import MAX_DELIVERIES, DeliveryCounter
 
 __all__ = ["TASK_NAMES", "TASK_ACTIONS", "register"]
@@ -198,3 +198,4 @@ def register(app: Celery) -> None:
     worker_shutdown.connect(lambda **_: runtime.close(), weak=False)
     redelivery.connect(app)
     wakeup.connect(app)
+    heartbeat.connect(app)

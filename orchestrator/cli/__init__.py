@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "layout": "orchestrator.cli.sessions:layout",
     "list": "orchestrator.cli.views:list_sessions",
     "repair": "orchestrator.cli.repair:repair",
+    "serve": "orchestrator.cli.serve:serve",
     "show": "orchestrator.cli.views:show",
     "start": "orchestrator.cli.sessions:start",
     "status": "orchestrator.cli.status:status",

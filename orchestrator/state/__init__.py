@@ -12,6 +12,7 @@ from orchestrator.state.errors import (
     SessionNotFoundError,
     StateBackendError,
     StateUnavailableError,
+    StoredNotQueuedError,
 )
 from orchestrator.state.keys import Keys
 from orchestrator.state.leases import SessionLeases
@@ -52,6 +53,7 @@ __all__ = [
     "Source",
     "StateBackendError",
     "StateUnavailableError",
+    "StoredNotQueuedError",
     "StopOutcome",
     "StopRequestResult",
     "TransitionResult",

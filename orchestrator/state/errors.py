@@ -10,6 +10,7 @@
         ├── RestartRefusedError         a failed session may not be restarted (now)
         │   └── NewerSchemaError        it was written by a newer version (schema above ours)
         └── StateUnavailableError       Redis cannot be reached (connection refused, timeout)
+            ├── StoredNotQueuedError    stored, but its task could not be queued
             └── (the message names host:port, never a password)
 
 ``StateBackendError`` (also a ``StateError``) covers any other refusal by Redis, such as a
@@ -28,6 +29,7 @@ __all__ = [
     "StateUnavailableError",
     "StateBackendError",
     "RestartRefusedError",
+    "StoredNotQueuedError",
 ]
 
 
@@ -114,6 +116,11 @@ class NewerSchemaError(CorruptSessionError):
 
 class StateUnavailableError(StateError):
     """Redis, which holds the sessions, cannot be reached; trying again later may succeed."""
+
+
+class StoredNotQueuedError(StateUnavailableError):
+    """What was asked is stored (a session, a stop request), but its task could not be queued;
+    the reconciler queues it once the broker answers again."""
 
 
 class StateBackendError(StateError):

@@ -238,6 +238,10 @@ class Keys:
         """The budget of one run of a job (its attempts and waits), by the run's id."""
         return f"{self.prefix}:run:{_part(run_id)}"
 
+    def worker_heartbeats(self) -> str:
+        """The hash of workers' last heartbeats: worker name -> Redis time (unix seconds)."""
+        return f"{self.prefix}:workers:heartbeat"
+
     def celery_queue(self, queue: str) -> str:
         """The list kombu keeps a Celery queue in (its transport's ``global_keyprefix``)."""
         return f"{self.prefix}:celery:{_part(queue)}"

@@ -718,6 +718,10 @@ class SessionStore:
         app_id, cname, uid = (text(v) for v in raw if v is not None)
         return self.keys.identity(app_id, cname, uid)
 
+    def get_many(self, ids: builtins.list[str]) -> builtins.list[Session]:
+        """The sessions of ``ids`` that exist, in the order given (one round trip)."""
+        return self._load(ids)[0]
+
     def _load(self, ids: builtins.list[str]) -> tuple[builtins.list[Session], builtins.list[str]]:
         """The sessions of ``ids`` that exist, and the ids whose session is gone."""
 

@@ -16,7 +16,7 @@ from typing import Any
 from celery import Celery
 from kombu.exceptions import OperationalError as KombuOperationalError
 
-from orchestrator.state import CreateResult, SessionStore, StateUnavailableError
+from orchestrator.state import CreateResult, SessionStore, StoredNotQueuedError
 from orchestrator.tasking.message import celery_message
 from orchestrator.tasking.queues import send_task
 
@@ -76,7 +76,7 @@ class StartQueue:
         """Send ``task`` to its queue; returns the task id.
 
         Raises:
-            StateUnavailableError: the broker could not be reached. The caller stored what the
+            StoredNotQueuedError: the broker could not be reached. The caller stored what the
                 task is for first, so the reconciler queues it again once the broker is back.
         """
         if self._send is not None:
@@ -85,7 +85,7 @@ class StartQueue:
         try:
             return send_task(self.celery, task, args)
         except KombuOperationalError as exc:
-            raise StateUnavailableError(
+            raise StoredNotQueuedError(
                 f"{task} for session {args[0]} is stored but could not be queued "
                 f"({type(exc).__name__}); the reconciler queues it again once Redis is back"
             ) from None
