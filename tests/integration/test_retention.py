@@ -366,3 +366,31 @@ def test_past_occurrences_and_ended_schedules_are_deleted_after_their_retention(
     # A recording still under way keeps its schedule and occurrence
     assert schedules.get("running") is not None and schedules.occurrence(running) is not None
     assert set(schedules.ids()) == {"weekly", "running"}
+
+
+# --- metrics --------------------------------------------------------------------------------
+
+
+def test_metrics_show_memory_records_by_kind_and_deletions(
+    sessions: SessionStore, collector: Collector, clock: FakeClock
+) -> None:
+    from orchestrator.metrics.collector import RedisCollector
+
+    finish(sessions, start(sessions, 1))
+    start(sessions, 2)
+    clock.advance(POLICY.session_s + 1)
+    collector.run()
+    start(sessions, 3)
+
+    families = {m.name: m for m in RedisCollector(sessions.redis, sessions.keys).collect()}
+
+    [used] = families["krtc_redis_used_memory_bytes"].samples
+    assert used.value > 0
+    records = {s.labels["kind"]: s.value for s in families["krtc_records"].samples}
+    assert records["sessions_active"] == 2 and records["sessions_finished"] == 0
+    deleted = {
+        s.labels["kind"]: s.value
+        for s in families["krtc_gc_deleted"].samples
+        if s.name == "krtc_gc_deleted_total"
+    }
+    assert deleted["sessions"] == 1 and deleted["dead_letters"] == 0
