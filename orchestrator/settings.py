@@ -36,6 +36,11 @@ __all__ = [
     "DEFAULT_SID_WAIT_S",
     "DEFAULT_STOP_CONFIRM_S",
     "DEFAULT_RATE_LIMIT_BURST",
+    "DEFAULT_SESSION_RETENTION_S",
+    "DEFAULT_DEAD_LETTER_RETENTION_S",
+    "DEFAULT_ALERT_RETENTION_S",
+    "DEFAULT_SCHEDULE_RETENTION_S",
+    "DEFAULT_GC_INTERVAL_S",
     "Credentials",
     "Settings",
     "load_settings",
@@ -93,6 +98,18 @@ DEFAULT_SCHEDULE_TICK_INTERVAL_S = 1.0
 DEFAULT_SCHEDULE_LEASE_S = 30.0
 #: Seconds between reminders of an alert whose condition persists; None: alert once only.
 DEFAULT_ALERT_REMIND_AFTER_S: float | None = None
+#: Retention (orchestrator.retention; Redis runs with noeviction, so nothing may only grow).
+#: Seconds a finished session (stopped, failed) is kept after it finished, with its history;
+#: an idempotency key is remembered this long after the start it made.
+DEFAULT_SESSION_RETENTION_S = 30 * 86400
+#: Seconds a dead letter is kept after its latest failure.
+DEFAULT_DEAD_LETTER_RETENTION_S = 14 * 86400
+#: Seconds an alert is kept (the recent list, and the markers of sessions that are gone).
+DEFAULT_ALERT_RETENTION_S = 30 * 86400
+#: Seconds past occurrences, and schedules that ended or were cancelled, are kept.
+DEFAULT_SCHEDULE_RETENTION_S = 30 * 86400
+#: Seconds between two runs of the collector (beat's ``krtc.gc``).
+DEFAULT_GC_INTERVAL_S = 300
 
 EndpointUrl = Annotated[HttpUrl, UrlConstraints(allowed_schemes=["https", "http"])]
 
@@ -200,6 +217,15 @@ class Settings(BaseSettings):
         gt=0,
         description="seconds between reminders of a persisting alert; unset: alert once only",
     )
+    session_retention_s: int = Field(
+        default=DEFAULT_SESSION_RETENTION_S,
+        ge=1,
+        description="seconds a finished session is kept (KRTC_SESSION_RETENTION_S)",
+    )
+    dead_letter_retention_s: int = Field(default=DEFAULT_DEAD_LETTER_RETENTION_S, ge=1)
+    alert_retention_s: int = Field(default=DEFAULT_ALERT_RETENTION_S, ge=1)
+    schedule_retention_s: int = Field(default=DEFAULT_SCHEDULE_RETENTION_S, ge=1)
+    gc_interval_s: int = Field(default=DEFAULT_GC_INTERVAL_S, ge=1)
     redis_url: str = Field(
         default=DEFAULT_REDIS_URL,
         validation_alias=AliasChoices("REDIS_URL", "redis_url"),

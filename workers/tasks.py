@@ -8,6 +8,7 @@ task               arguments                             job
 ``krtc.update``    session id, clientRequest[, sequence]  :func:`orchestrator.jobs.run_update`
 ``krtc.update_layout``  session id, clientRequest[, sequence]  (the same, for update-layout)
 ``krtc.stop_stray``  session id, reference                :func:`orchestrator.jobs.run_stop_stray`
+``krtc.gc``        (none; beat)                          :class:`orchestrator.retention.Collector`
 =================  ====================================  =====================================
 
 Arguments never hold a secret: sessions and storage profiles are loaded by the worker. An
@@ -178,6 +179,25 @@ def register(app: Celery) -> None:
 
     # Not acks_late: a lost tick is replaced by the next one, and claims survive in Redis.
     app.task(name="krtc.schedule_tick", bind=True)(schedule_tick)
+
+    def gc(self: Task) -> str:
+        from orchestrator.retention import Collector, RetentionPolicy
+
+        settings = self.app.conf.krtc_settings
+        ctx = runtime.context(settings, self.app)
+        collector = Collector(
+            ctx.store.redis,
+            ctx.store.keys,
+            policy=RetentionPolicy.from_settings(settings),
+            clock=ctx.store.clock,
+        )
+        report = collector.run_gated()
+        if report is None:
+            return "skipped: a collector run began less than an interval ago"
+        return " ".join(f"{kind}={count}" for kind, count in report.deleted.items())
+
+    # Not acks_late: a lost run is replaced by the next one; every deletion is idempotent.
+    app.task(name="krtc.gc", bind=True)(gc)
 
     settings = app.conf.krtc_settings
 

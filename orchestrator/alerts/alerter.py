@@ -162,7 +162,7 @@ class Alerter:
             *secrets,
         ]
         return cls(
-            AlertStore(store.redis, keys=store.keys),
+            AlertStore(store.redis, keys=store.keys, marker_ttl_s=settings.alert_retention_s),
             sessions=store,
             sinks=sinks,
             remind_after_s=settings.alert_remind_after,

@@ -36,7 +36,7 @@ RAISE = (
 -- ARGV[3] the alert as a JSON object without first_at and reminder (added here)
 -- ARGV[4] the kind (the counter's field)
 -- ARGV[5] how many recent alerts to keep
--- ARGV[6] time to live of the marker, seconds
+-- ARGV[6] time to live of the marker, seconds (renewed by every raise, deduplicated or not)
 -- ARGV[7] most entries in one sink's outbox (beyond it the one due longest ago is dropped)
 -- ARGV[8] how many undelivered records to keep
 -- ARGV[9..] the sinks' names, in the order of their keys
@@ -48,6 +48,8 @@ local reminder = 0
 if last then
   local every = tonumber(ARGV[2])
   if (not every) or tonumber(ARGV[1]) - tonumber(last) < every then
+    -- Still raised: the marker lives on while its condition is seen (retention).
+    redis.call('EXPIRE', KEYS[1], tonumber(ARGV[6]))
     return false
   end
   first = redis.call('HGET', KEYS[1], 'first_at') or ARGV[1]

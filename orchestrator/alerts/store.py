@@ -4,8 +4,9 @@ The marker of a (session, kind) is what makes an alert happen once and not once 
 raise script (:mod:`orchestrator.alerts.scripts`) creates it atomically, so concurrent raisers
 cannot both win. With a reminder interval, a raise that comes at least that long after the last
 one is raised again as a reminder. :meth:`AlertStore.resolve` forgets a marker, so a condition
-that cleared and came back alerts again. Markers expire after ``marker_ttl_s`` (a condition that
-lasts longer alerts again then, like a reminder).
+that cleared and came back alerts again. A marker expires ``marker_ttl_s`` after the last raise
+of its (session, kind), deduplicated or not (``KRTC_ALERT_RETENTION_S``): a condition still seen
+stays deduplicated; the collector deletes the markers of a session with the session.
 
 The same script queues the alert in the outbox of every background sink
 (:mod:`orchestrator.alerts.outbox`), so a stored alert always has its deliveries waiting.
@@ -27,6 +28,7 @@ from orchestrator.alerts.outbox import (
     AlertOutbox,
 )
 from orchestrator.alerts.scripts import RAISE
+from orchestrator.settings import DEFAULT_ALERT_RETENTION_S
 from orchestrator.state.backend import redis_errors
 from orchestrator.state.codec import text
 from orchestrator.state.keys import Keys
@@ -35,8 +37,8 @@ __all__ = ["DEFAULT_RECENT_LIMIT", "DEFAULT_MARKER_TTL_S", "AlertStore"]
 
 #: Recent alerts kept for ``krtc-rec alerts``.
 DEFAULT_RECENT_LIMIT = 1000
-#: Seconds a (session, kind) marker is kept after its last raise (the session retention).
-DEFAULT_MARKER_TTL_S = 7 * 86400
+#: Seconds a (session, kind) marker is kept after its last raise (``KRTC_ALERT_RETENTION_S``).
+DEFAULT_MARKER_TTL_S = DEFAULT_ALERT_RETENTION_S
 
 log = logging.getLogger("orchestrator.alerts")
 

@@ -14,6 +14,10 @@ metric                              type       labels          from
 ``krtc_schedule_lag_seconds``       histogram                  :func:`record_schedule_lag`
 ``krtc_clock_skew_seconds``         gauge      process         :mod:`orchestrator.metrics.skew`
 ``krtc_queue_length``               gauge      queue           the Celery queues' Redis lists
+``krtc_redis_used_memory_bytes``    gauge                      ``INFO memory``: ``used_memory``
+``krtc_redis_maxmemory_bytes``      gauge                      ``maxmemory`` (0: no limit)
+``krtc_records``                    gauge      kind            records kept (retention)
+``krtc_gc_deleted_total``           counter    kind            the collector's deletions
 ==================================  =========  ==============  ==================================
 
 Every known label value is exported, with 0 when nothing happened yet, so that ``rate()`` and
@@ -46,12 +50,13 @@ from orchestrator.metrics.histograms import (
 )
 from orchestrator.metrics.recorder import OUTCOMES
 from orchestrator.metrics.skew import read_skews
+from orchestrator.retention import KINDS as GC_KINDS
 from orchestrator.state import DeadLetterStore, Keys, Phase, SessionStore
 from orchestrator.state.backend import redis_errors
 from orchestrator.state.codec import text
 from orchestrator.tasking.queues import queue_lengths
 
-__all__ = ["RedisCollector", "ACTIONS", "SESSION_PHASES", "SINKS"]
+__all__ = ["RedisCollector", "ACTIONS", "RECORD_KINDS", "SESSION_PHASES", "SINKS"]
 
 #: The ``action`` label values: the API actions' short names.
 ACTIONS = tuple(action.short_name for action in Action)
@@ -60,6 +65,8 @@ ACTIONS = tuple(action.short_name for action in Action)
 SESSION_PHASES = tuple(phase.value for phase in Phase if not phase.is_finished)
 #: The ``sink`` label values: the background sinks' names.
 SINKS = tuple(cls.name for cls in (WebhookSink, DingTalkSink, FeishuSink, WeComSink, SlackSink))
+#: The ``kind`` label values of ``krtc_records``.
+RECORD_KINDS = ("sessions_active", "sessions_finished", "dead_letters", "alerts", "schedules")
 
 
 class RedisCollector(Collector):
@@ -122,6 +129,7 @@ class RedisCollector(Collector):
         )
         yield self._skews()
         yield self._queues()
+        yield from self._retention()
 
     def _queues(self) -> GaugeMetricFamily:
         with redis_errors(self._redis):
@@ -132,6 +140,48 @@ class RedisCollector(Collector):
         for queue, length in lengths.items():
             family.add_metric([queue], length)
         return family
+
+    def _retention(self) -> Iterator[Metric]:
+        keys = self.keys
+        with redis_errors(self._redis):
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.info("memory")
+            pipe.scard(keys.active())
+            pipe.zcard(keys.finished())
+            pipe.zcard(keys.dead_letters())
+            pipe.llen(keys.alerts())
+            pipe.zcard(keys.schedules())
+            pipe.hgetall(keys.gc_deleted())
+            memory, *counts, deleted = pipe.execute()
+        yield GaugeMetricFamily(
+            "krtc_redis_used_memory_bytes",
+            "Bytes of memory Redis uses (INFO memory used_memory).",
+            value=int(memory.get("used_memory", 0)),
+        )
+        yield GaugeMetricFamily(
+            "krtc_redis_maxmemory_bytes",
+            "Redis' maxmemory in bytes (0: no limit; then only the host's memory bounds it).",
+            value=int(memory.get("maxmemory", 0)),
+        )
+        records = GaugeMetricFamily(
+            "krtc_records",
+            "Records kept in Redis, by kind (sessions active and finished, dead letters, "
+            "recent alerts, schedules).",
+            labels=["kind"],
+        )
+        for kind, count in zip(RECORD_KINDS, counts, strict=True):
+            records.add_metric([kind], int(count))
+        yield records
+        by_kind = dict.fromkeys(GC_KINDS, 0)
+        by_kind.update({text(k): int(text(v)) for k, v in deleted.items()})
+        gc = CounterMetricFamily(
+            "krtc_gc_deleted",
+            "Records the collector deleted after their retention, by kind.",
+            labels=["kind"],
+        )
+        for kind, count in by_kind.items():
+            gc.add_metric([kind], count)
+        yield gc
 
     def _skews(self) -> GaugeMetricFamily:
         with redis_errors(self._redis):

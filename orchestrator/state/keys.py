@@ -9,6 +9,9 @@ are percent-encoded, so a ``:`` inside a channel name can never make two keys co
     {p}:idem:{key}                      string   id of the session an idempotency key created
     {p}:active                          set      ids of the unfinished sessions
     {p}:sessions                        zset     ids of all sessions, scored by creation time
+    {p}:finished                        zset     ids of the finished sessions, scored by when
+                                                 they finished (Redis' clock): the collector
+                                                 deletes from its head
     {p}:session:{id}:{action}-lease     string   token of the run of (session, action) whose call
                                                  is in flight (start, update, update-layout), with
                                                  a PX expiry: single flight
@@ -55,6 +58,12 @@ are percent-encoded, so a ``:`` inside a channel name can never make two keys co
                                                  ``stop|{occurrence id}``, scored by due time
     {p}:schedule-claimed                zset     the same members once a tick claimed them,
                                                  scored by the end of the claim's lease
+    {p}:gc:spacing                      string   present for most of an interval after a
+                                                 collector run began: no second run (a
+                                                 second beat) until it expires
+    {p}:gc:deleted                      hash     records the collector deleted, per kind
+    {p}:gc:cursor                       hash     where the collector's rolling sweeps of the
+                                                 sessions and schedules indexes stand (rank)
 """
 
 from __future__ import annotations
@@ -121,6 +130,10 @@ class Keys:
     def sessions(self) -> str:
         """The sorted set of every session id, scored by creation time (unix seconds)."""
         return f"{self.prefix}:sessions"
+
+    def finished(self) -> str:
+        """The sorted set of finished session ids, scored by when they finished (unix s)."""
+        return f"{self.prefix}:finished"
 
     def dead_letters(self) -> str:
         """The sorted set of dead-letter ids, scored by their latest failure (unix seconds)."""
@@ -209,6 +222,18 @@ class Keys:
     def schedule_claimed(self) -> str:
         """The sorted set of claimed starts and stops, scored by the end of their lease."""
         return f"{self.prefix}:schedule-claimed"
+
+    def gc_spacing(self) -> str:
+        """The key that spaces collector runs at least most of an interval apart."""
+        return f"{self.prefix}:gc:spacing"
+
+    def gc_deleted(self) -> str:
+        """The hash of records the collector deleted, per kind."""
+        return f"{self.prefix}:gc:deleted"
+
+    def gc_cursor(self) -> str:
+        """The hash of the collector's rolling sweep positions (field: the index swept)."""
+        return f"{self.prefix}:gc:cursor"
 
     def metrics_api_requests(self) -> str:
         """The hash of API call counts by action and outcome (every worker adds to it)."""

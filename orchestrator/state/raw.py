@@ -253,6 +253,7 @@ class RawSessions:
         keys = [self.keys.session(session_id), self.keys.history(session_id), self.keys.active()]
         if identity_key is not None:
             keys.append(identity_key)
+        keys.append(self.keys.finished())
         with redis_errors(self._redis):
             found, phase, removed, released = self._release(
                 keys=keys, args=[session_id, json.dumps(params)]

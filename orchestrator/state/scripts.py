@@ -46,13 +46,16 @@ end
 
 -- The session has just reached a final phase: it no longer counts as active, its identity is
 -- released if (and only if) it still names this session, and it expires after the retention.
-local function finish(id, retention)
+-- Retention: the finished index is always the last key (KEYS[4], or KEYS[5] after the
+-- identity): the session is indexed by the time it finished, where the collector finds it.
+local function finish(id, retention, at)
   redis.call('SREM', KEYS[3], id)
-  if KEYS[4] and redis.call('GET', KEYS[4]) == id then
+  if #KEYS >= 5 and redis.call('GET', KEYS[4]) == id then
     redis.call('DEL', KEYS[4])
   end
   redis.call('EXPIRE', KEYS[1], retention)
   redis.call('EXPIRE', KEYS[2], retention)
+  if #KEYS >= 4 then redis.call('ZADD', KEYS[#KEYS], at, id) end
 end
 
 -- A history list written after the session finished keeps the session's expiry.
@@ -131,6 +134,7 @@ TRANSITION = (
     + """
 -- KEYS[1] session hash        KEYS[2] history list        KEYS[3] active set
 -- KEYS[4] identity            (needed only when the new phase is final)
+-- KEYS[#KEYS] finished index  (the last of 4 or 5 keys; needed only when the phase is final)
 -- ARGV[1] session id
 -- ARGV[2] JSON {
 --   to: new phase (absent: keep the phase),
@@ -179,7 +183,7 @@ if p.entry then
   push_history(entry, p.limit)
 end
 if to and member(p.finished, to) then
-  finish(ARGV[1], p.retention)
+  finish(ARGV[1], p.retention, p.set.updated_at)
 elseif was_finished and p.entry then
   keep_history_expiry()
 end
@@ -192,7 +196,7 @@ REQUEST_STOP = (
     _HELPERS
     + """
 -- KEYS[1] session hash        KEYS[2] history list        KEYS[3] active set
--- KEYS[4] identity
+-- KEYS[4] identity            KEYS[#KEYS] finished index (the last of 4 or 5 keys)
 -- ARGV[1] session id
 -- ARGV[2] JSON {
 --   now: updated_at value, at: history time, why, source,
@@ -225,7 +229,7 @@ if found == p.pending then
   entry.what = 'phase ' .. found .. ' -> ' .. p.stopped .. '; ' .. desired_change
     .. ' (cancelled before the start was sent)'
   push_history(entry, p.limit)
-  finish(ARGV[1], p.retention)
+  finish(ARGV[1], p.retention, p.now)
   return {'cancelled', found, redis.call('HGETALL', KEYS[1])}
 end
 if desired == p.desired then
@@ -366,6 +370,7 @@ RELEASE_RAW = """
 -- KEYS[2] history list        {p}:session:{id}:history
 -- KEYS[3] active set          {p}:active
 -- KEYS[4] identity            {p}:identity:{appId}:{cname}:{uid}   (absent when not known)
+-- KEYS[#KEYS] finished index  {p}:finished  (the last of 4 or 5 keys)
 -- ARGV[1] session id
 -- ARGV[2] JSON {
 --   now: the updated_at / phase_since value, failed: the phase to set,
@@ -378,7 +383,7 @@ RELEASE_RAW = """
 local p = cjson.decode(ARGV[2])
 local removed = redis.call('SREM', KEYS[3], ARGV[1])
 local released = 0
-if KEYS[4] and redis.call('GET', KEYS[4]) == ARGV[1] then
+if #KEYS >= 5 and redis.call('GET', KEYS[4]) == ARGV[1] then
   released = redis.call('DEL', KEYS[4])
 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0, '', removed, released} end
@@ -403,6 +408,8 @@ redis.call('RPUSH', KEYS[2], cjson.encode(entry))
 redis.call('LTRIM', KEYS[2], -p.limit, -1)
 redis.call('EXPIRE', KEYS[1], p.retention)
 redis.call('EXPIRE', KEYS[2], p.retention)
+-- Kept as finished when it was already (its finish time stays).
+redis.call('ZADD', KEYS[#KEYS], 'NX', p.now, ARGV[1])
 return {1, found, removed, released}
 """
 

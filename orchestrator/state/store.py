@@ -22,7 +22,7 @@ from typing import Any, Final, TypeVar, cast
 from redis import Redis
 
 from orchestrator.krtc.enums import Action, Mode
-from orchestrator.settings import Settings
+from orchestrator.settings import DEFAULT_SESSION_RETENTION_S, Settings
 from orchestrator.state.backend import redis_errors
 from orchestrator.state.changes import (
     adopt_args,
@@ -78,10 +78,11 @@ __all__ = [
 
 #: History entries kept per session (the oldest are dropped).
 DEFAULT_HISTORY_LIMIT = 100
-#: Seconds a finished session (and its history) is kept.
-DEFAULT_RETENTION_S = 7 * 86400
-#: Seconds an idempotency key keeps naming the session it created.
-DEFAULT_IDEMPOTENCY_TTL_S = 86400
+#: Seconds a finished session (and its history) is kept: ``KRTC_SESSION_RETENTION_S``. The
+#: collector (:mod:`orchestrator.retention`) deletes it then; its keys also expire then.
+DEFAULT_RETENTION_S = DEFAULT_SESSION_RETENTION_S
+#: Seconds an idempotency key keeps naming the session it created (from the start).
+DEFAULT_IDEMPOTENCY_TTL_S = DEFAULT_SESSION_RETENTION_S
 #: Sessions returned by :meth:`SessionStore.list` unless told otherwise.
 DEFAULT_LIST_LIMIT = 100
 
@@ -185,9 +186,13 @@ class SessionStore:
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> SessionStore:
-        """A store on a new client of ``settings`` (its Redis URL, prefix, timeouts and read
-        retries); ``options`` as for the class."""
+        """A store on a new client of ``settings`` (its Redis URL, prefix, timeouts, read
+        retries, and session retention, which is also the idempotency keys' time to live);
+        ``options`` as for the class."""
         redis_options = RedisOptions.from_settings(settings)
+        # An idempotency key is remembered as long as a finished session is kept.
+        options.setdefault("retention_s", settings.session_retention_s)
+        options.setdefault("idempotency_ttl_s", options["retention_s"])
         return cls(
             connect(settings.redis_url, redis_options),
             prefix=settings.redis_prefix,
@@ -588,6 +593,7 @@ class SessionStore:
         identity_key = self.keys.identity(*identity) if identity else self._identity_key(session_id)
         if identity_key is not None:
             keys.append(identity_key)
+        keys.append(self.keys.finished())
         with redis_errors(self._redis):
             applied, found, flat = self._scripts.transition(keys=keys, args=[session_id, args])
         if int(applied) == -1:
@@ -618,6 +624,7 @@ class SessionStore:
         identity = self._identity_key(session_id)
         if identity is not None:
             keys.append(identity)
+        keys.append(self.keys.finished())
         with redis_errors(self._redis):
             outcome, found, flat = self._scripts.request_stop(keys=keys, args=[session_id, args])
         if text(outcome) == "missing":

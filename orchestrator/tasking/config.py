@@ -142,5 +142,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "task": "krtc.schedule_tick",
                 "schedule": settings.schedule_tick_interval,
             },
+            # Retention: a gate in Redis lets one run through per interval (two beats).
+            "krtc-gc": {
+                "task": "krtc.gc",
+                "schedule": float(settings.gc_interval_s),
+            },
         },
     }

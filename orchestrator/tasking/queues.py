@@ -2,7 +2,8 @@
 
 Stops have their own queue so that a backlog of starts never delays one; reconcile batches
 have theirs so that polling never delays a start; the scheduled-recording ticks have theirs so
-that a long reconcile batch never delays a scheduled start.
+that a long reconcile batch never delays a scheduled start; the collector (retention) has its
+own, consumed last, so that deleting old records never delays anything that records.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ __all__ = [
     "STOP_QUEUE",
     "RECONCILE_QUEUE",
     "SCHEDULE_QUEUE",
+    "GC_QUEUE",
     "QUEUES",
     "TASK_QUEUES",
     "TaskSender",
@@ -29,8 +31,9 @@ START_QUEUE = "krtc"
 STOP_QUEUE = "krtc-stop"
 RECONCILE_QUEUE = "krtc-reconcile"
 SCHEDULE_QUEUE = "krtc-schedule"
+GC_QUEUE = "krtc-gc"
 #: The queues a worker consumes, in order of priority.
-QUEUES = (STOP_QUEUE, SCHEDULE_QUEUE, START_QUEUE, RECONCILE_QUEUE)
+QUEUES = (STOP_QUEUE, SCHEDULE_QUEUE, START_QUEUE, RECONCILE_QUEUE, GC_QUEUE)
 
 #: task name -> queue.
 TASK_QUEUES = {
@@ -42,6 +45,7 @@ TASK_QUEUES = {
     "krtc.reconcile": RECONCILE_QUEUE,
     "krtc.reconcile_batch": RECONCILE_QUEUE,
     "krtc.schedule_tick": SCHEDULE_QUEUE,
+    "krtc.gc": GC_QUEUE,
 }
 
 

@@ -39,6 +39,10 @@ METRICS = {
     "krtc_queue_length": "gauge",
     "krtc_alerts_undelivered_total": "counter",
     "krtc_alerts_outbox": "gauge",
+    "krtc_redis_used_memory_bytes": "gauge",
+    "krtc_redis_maxmemory_bytes": "gauge",
+    "krtc_records": "gauge",
+    "krtc_gc_deleted_total": "counter",
 }
 KNOWN_SERIES = set(METRICS) | {
     f"{name}{suffix}"
