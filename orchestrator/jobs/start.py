@@ -45,13 +45,16 @@ log = logging.getLogger("orchestrator.jobs.start")
 _SENT_PHASES = (Phase.RECORDING, Phase.STOPPING, Phase.ORPHANED)
 
 
-def run_start(ctx: JobContext, session_id: str, *, run_id: str) -> str:
+def run_start(
+    ctx: JobContext, session_id: str, *, run_id: str, budget: RunBudget | None = None
+) -> str:
     """Start the recording of ``session_id``.
 
     Args:
         ctx: the job context.
         session_id: the session.
         run_id: this run's id (the task id): the start budget counts the run's attempts.
+        budget: the run's budget, when the caller wants to see it afterwards (``settled``).
 
     Returns:
         a one-line outcome for the task result (no secrets).
@@ -62,7 +65,7 @@ def run_start(ctx: JobContext, session_id: str, *, run_id: str) -> str:
             or a stored session that does not decode (left as it is).
     """
     with failing_on_unreadable(ctx, "start", session_id):
-        return _start(ctx, session_id, RunBudget.of(ctx, run_id))
+        return _start(ctx, session_id, budget or RunBudget.of(ctx, run_id))
 
 
 def _start(ctx: JobContext, session_id: str, budget: RunBudget) -> str:
@@ -122,7 +125,7 @@ def _send_start(ctx: JobContext, session: Session, budget: RunBudget) -> str:
         result = ctx.flights.finish(
             session, response.sid, run_id=budget.run_id, token=token, now=ctx.clock(), why=why
         )
-        finished = True
+        finished = budget.settled = True
         return _after_adopt(ctx, session, response.sid, result)
     finally:
         if not finished:
