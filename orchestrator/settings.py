@@ -154,6 +154,9 @@ class Settings(BaseSettings):
     redis_health_check_interval_s: int = Field(default=DEFAULT_REDIS_HEALTH_CHECK_INTERVAL_S, ge=0)
     redis_read_retries: int = Field(default=DEFAULT_REDIS_READ_RETRIES, ge=0, le=10)
     visibility_timeout: int = Field(default=DEFAULT_VISIBILITY_TIMEOUT_S, ge=5)
+    #: Workers send Celery task events from the start (each costs Redis round trips per task).
+    #: Off by default: Flower turns them on in the workers it watches (its ``enable_events``).
+    task_events: bool = False
     retry_backoff_base: float = Field(default=DEFAULT_RETRY_BACKOFF_BASE_S, gt=0)
     retry_backoff_max: float = Field(default=DEFAULT_RETRY_BACKOFF_MAX_S, gt=0)
     start_max_attempts: int = Field(default=DEFAULT_START_MAX_ATTEMPTS, ge=1)

@@ -40,6 +40,7 @@ from orchestrator.jobs import (
     run_stop_stray,
     run_update,
 )
+from orchestrator.jobs.budget import RunBudget
 from orchestrator.reconcile.runner import fan_out, run_batch
 from workers import failures, heartbeat, redelivery, runtime, wakeup
 from workers.delivery import MAX_DELIVERIES, DeliveryCounter
@@ -59,7 +60,11 @@ TASK_ACTIONS = {
 TASK_NAMES = tuple(TASK_ACTIONS)
 
 
-def _run(task: Task, job: Callable[[JobContext, str], str]) -> str:
+def _run(
+    task: Task,
+    job: Callable[[JobContext, str], str],
+    settled: Callable[[], bool] = lambda: False,
+) -> str:
     ctx = runtime.context(task.app.conf.krtc_settings, task.app)
     request = task.request
     task_id = str(request.id)
@@ -98,7 +103,8 @@ def _run(task: Task, job: Callable[[JobContext, str], str]) -> str:
     finally:
         if redelivered:
             counter.end(task_id, retries)
-    _forget_run(ctx, task_id)
+    if not settled():
+        _forget_run(ctx, task_id)
     return outcome
 
 
@@ -115,7 +121,14 @@ def register(app: Celery) -> None:
     options: dict[str, Any] = {"bind": True, "acks_late": True, "max_retries": None}
 
     def start(self: Task, session_id: str) -> str:
-        return _run(self, lambda ctx, run_id: run_start(ctx, session_id, run_id=run_id))
+        budgets: list[RunBudget] = []
+
+        def job(ctx: JobContext, run_id: str) -> str:
+            budgets.append(RunBudget.of(ctx, run_id))
+            return run_start(ctx, session_id, run_id=run_id, budget=budgets[-1])
+
+        # A start that stored its sid deleted its run's counters in the same script.
+        return _run(self, job, lambda: bool(budgets) and budgets[-1].settled)
 
     def stop(self: Task, session_id: str) -> str:
         return _run(self, lambda ctx, run_id: run_stop(ctx, session_id, run_id=run_id))

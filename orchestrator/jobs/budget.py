@@ -23,7 +23,7 @@ WAIT_SID = "sid"
 WAIT_CONFIRM = "confirm"
 
 
-@dataclass(frozen=True)
+@dataclass
 class RunBudget:
     """The counters of one run.
 
@@ -31,11 +31,14 @@ class RunBudget:
         run_id: the run's id (the task id; the same across the task's retries).
         runs: where runs are counted.
         clock: the deployment's clock (Redis' time).
+        settled: the job already deleted the run's counters (the run ended in the same script
+            as its last write), so the task need not delete them again.
     """
 
     run_id: str
     runs: RunBudgets
     clock: Callable[[], float]
+    settled: bool = False
 
     @classmethod
     def of(cls, ctx: JobContext, run_id: str) -> RunBudget:

@@ -27,6 +27,7 @@ from orchestrator.state import (
     SessionStore,
     UpdateSequences,
 )
+from orchestrator.state.flights import StartFlights
 from orchestrator.storage_profiles import StorageProfiles
 from orchestrator.tasking.starts import StartQueue
 
@@ -168,6 +169,16 @@ class JobContext:
     def leases(self) -> SessionLeases:
         """The single-flight leases of (session, action) (:mod:`orchestrator.state.leases`)."""
         return SessionLeases(self.store.redis, keys=self.store.keys)
+
+    @functools.cached_property
+    def flights(self) -> StartFlights:
+        """The start's lease, phase and budget steps in one (:mod:`orchestrator.state.flights`)."""
+        return StartFlights(
+            self.store.redis,
+            keys=self.store.keys,
+            history_limit=self.store.history_limit,
+            retention_s=self.store.retention_s,
+        )
 
     @functools.cached_property
     def sequences(self) -> UpdateSequences:

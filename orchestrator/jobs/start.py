@@ -18,23 +18,25 @@ the session did meanwhile (:meth:`SessionStore.adopt_sid`); when no unfinished s
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import NoReturn
 
 from orchestrator.errors import ConfigError
 from orchestrator.jobs.budget import RunBudget
 from orchestrator.jobs.context import (
+    SHORT_WAIT_S,
     JobContext,
     JobFailedError,
     Retry,
     error_record,
 )
-from orchestrator.jobs.flight import single_flight
 from orchestrator.jobs.unreadable import failing_on_unreadable
 from orchestrator.krtc.errors import ConflictError, KrtcApiError
 from orchestrator.krtc.retry import delay_s, should_retry
 from orchestrator.krtc.validation import RequestValidationError
 from orchestrator.state import Desired, Phase, Session
-from orchestrator.state.results import AdoptOutcome
+from orchestrator.state.results import AdoptOutcome, AdoptResult
+from orchestrator.tasking.timing import longest_run_s
 
 __all__ = ["run_start", "adopt_sid", "orphaned_reason"]
 
@@ -43,13 +45,16 @@ log = logging.getLogger("orchestrator.jobs.start")
 _SENT_PHASES = (Phase.RECORDING, Phase.STOPPING, Phase.ORPHANED)
 
 
-def run_start(ctx: JobContext, session_id: str, *, run_id: str) -> str:
+def run_start(
+    ctx: JobContext, session_id: str, *, run_id: str, budget: RunBudget | None = None
+) -> str:
     """Start the recording of ``session_id``.
 
     Args:
         ctx: the job context.
         session_id: the session.
         run_id: this run's id (the task id): the start budget counts the run's attempts.
+        budget: the run's budget, when the caller wants to see it afterwards (``settled``).
 
     Returns:
         a one-line outcome for the task result (no secrets).
@@ -60,7 +65,7 @@ def run_start(ctx: JobContext, session_id: str, *, run_id: str) -> str:
             or a stored session that does not decode (left as it is).
     """
     with failing_on_unreadable(ctx, "start", session_id):
-        return _start(ctx, session_id, RunBudget.of(ctx, run_id))
+        return _start(ctx, session_id, budget or RunBudget.of(ctx, run_id))
 
 
 def _start(ctx: JobContext, session_id: str, budget: RunBudget) -> str:
@@ -78,41 +83,69 @@ def _start(ctx: JobContext, session_id: str, budget: RunBudget) -> str:
             why="stop requested before the start was sent",
         )
         return "cancelled: a stop was requested before the start was sent"
-    with single_flight(ctx, session_id, "start"):
-        return _send_start(ctx, session, budget)
+    return _send_start(ctx, session, budget)
 
 
 def _send_start(ctx: JobContext, session: Session, budget: RunBudget) -> str:
-    """Send the start while holding the lease; the session as read before taking it."""
+    """Take the lease, send the start and store its sid; the session as read before.
+
+    Two round trips around the call (:mod:`orchestrator.state.flights`): one takes the lease,
+    moves the session to ``starting`` and counts the attempt; one stores the sid, releases
+    the lease and forgets the run. On any other way out the lease is released here.
+    """
     ctx.pace(session.app_id)
-    moved = ctx.store.transition(
-        session.id,
-        identity=session.identity,
-        to=Phase.STARTING,
-        allowed_from=[Phase.PENDING, Phase.STARTING],
+    token = uuid.uuid4().hex
+    begun = ctx.flights.begin(
+        session,
+        run_id=budget.run_id,
+        token=token,
+        lease_s=longest_run_s(ctx.settings),
+        now=ctx.store.clock(),
         why="sending start",
         record=session.phase == Phase.PENDING,
-        count_attempt="start",
     )
-    if not moved.applied:
-        return f"nothing to do: session is {moved.found.value}"
-    attempt = budget.count_attempt()
+    if begun.busy:
+        raise Retry(SHORT_WAIT_S, "another run of this start has its call in flight")
+    if not begun.applied:
+        assert begun.found is not None
+        return f"nothing to do: session is {begun.found.value}"
+    attempt = begun.attempt
+    finished = False
     try:
-        body = ctx.profiles.resolve(session.request)
-        response = ctx.client.start(body)
-    except ConflictError as exc:
-        return _conflict(ctx, session, exc)
-    except (KrtcApiError, RequestValidationError, ConfigError) as exc:
-        _failed_attempt(ctx, session, exc, attempt)
-    assert response.sid, "KrtcClient.start refuses an answer without a sid"
-    return adopt_sid(ctx, session, response.sid, f"started (attempt {attempt})")
+        try:
+            body = ctx.profiles.resolve(session.request)
+            response = ctx.client.start(body)
+        except ConflictError as exc:
+            return _conflict(ctx, session, exc)
+        except (KrtcApiError, RequestValidationError, ConfigError) as exc:
+            _failed_attempt(ctx, session, exc, attempt)
+        assert response.sid, "KrtcClient.start refuses an answer without a sid"
+        why = f"started (attempt {attempt})"
+        _log_sid(session, response.sid, why)
+        result = ctx.flights.finish(
+            session, response.sid, run_id=budget.run_id, token=token, now=ctx.clock(), why=why
+        )
+        finished = budget.settled = True
+        return _after_adopt(ctx, session, response.sid, result)
+    finally:
+        if not finished:
+            ctx.leases.release(session.id, "start", token)
 
 
 def adopt_sid(ctx: JobContext, session: Session, sid: str, why: str) -> str:
     """Keep the sid a start answer gave, and stop what no session follows; the outcome line."""
+    _log_sid(session, sid, why)
+    result = ctx.store.adopt_sid(session.id, sid, why=why, identity=session.identity)
+    return _after_adopt(ctx, session, sid, result)
+
+
+def _log_sid(session: Session, sid: str, why: str) -> None:
     # Logged before Redis is touched: if the store fails now, the sid is still on record.
     log.info("session %s: the start answer names sid %s (%s)", session.id, sid, why)
-    result = ctx.store.adopt_sid(session.id, sid, why=why, identity=session.identity)
+
+
+def _after_adopt(ctx: JobContext, session: Session, sid: str, result: AdoptResult) -> str:
+    """Stop what no session follows, queue a stop requested meanwhile; the outcome line."""
     if result.is_stray:
         where = "is gone" if result.session is None else f"is {result.session.phase.value}"
         if result.outcome == AdoptOutcome.OTHER and result.session is not None:

@@ -124,7 +124,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_routes": {name: {"queue": queue} for name, queue in TASK_QUEUES.items()},
         "task_time_limit": hard_time_limit_s(settings),
         "task_soft_time_limit": soft_time_limit_s(settings),
-        "worker_send_task_events": True,
+        # Task events cost two publishes per task (received, succeeded) and most of the event
+        # loop's work; Flower enables them in the workers while it runs (enable_events).
+        "worker_send_task_events": settings.task_events,
         "task_send_sent_event": True,
         "worker_hijack_root_logger": False,
         # No ``expires`` on beat's tasks: Celery sets it from the beat's clock and checks it

@@ -40,7 +40,7 @@ def celery_message(app: Celery, task: str, args: list[Any]) -> QueuedMessage:
     """The message kombu would push for ``app.send_task(task, args)`` to the task's queue."""
     queue = TASK_QUEUES[task]
     task_id = str(uuid.uuid4())
-    message = app.amqp.as_task_v2(task_id, task, args=args, kwargs={})
+    message = app.amqp.as_task_v2(task_id, task, args=args, kwargs={}, ignore_result=True)
     content_type, content_encoding, body = dumps(message.body, serializer="json")
     raw = body if isinstance(body, bytes) else body.encode(content_encoding)
     envelope = {

@@ -57,7 +57,9 @@ class TaskSender(Protocol):
 
 def send_task(app: TaskSender, name: str, args: list[Any], **options: Any) -> str:
     """Send task ``name`` to its queue; returns the task id."""
-    result = app.send_task(name, args=args, queue=TASK_QUEUES[name], **options)
+    result = app.send_task(
+        name, args=args, queue=TASK_QUEUES[name], **{"ignore_result": True, **options}
+    )
     return str(result.id)
 
 

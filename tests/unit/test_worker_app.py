@@ -16,8 +16,11 @@ def test_send_only_app_sends_no_task_events_and_has_no_backend() -> None:
     assert app.conf.result_backend is None
 
 
-def test_worker_app_still_sends_task_events_for_monitors() -> None:
+def test_worker_app_sends_task_events_only_when_asked() -> None:
+    # Flower turns events on in the workers it watches; KRTC_TASK_EVENTS turns them on always.
     app = create_app(Settings(redis_prefix="krtc-unit"))
-
-    assert app.conf.worker_send_task_events is True
+    assert app.conf.worker_send_task_events is False
     assert "krtc.start" in app.tasks
+
+    app = create_app(Settings(redis_prefix="krtc-unit", task_events=True))
+    assert app.conf.worker_send_task_events is True
