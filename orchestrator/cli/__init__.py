@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "reconcile": "orchestrator.cli.reconcile:reconcile",
     "demo": "orchestrator.cli.demo:demo",
     "flower": "orchestrator.cli.flower:flower",
+    "healthcheck": "orchestrator.cli.healthcheck:healthcheck",
     "metrics": "orchestrator.cli.metrics:metrics",
     "sandbox": "orchestrator.cli.sandbox:sandbox",
     "dlq": "orchestrator.cli.dlq:dlq",
