@@ -45,10 +45,11 @@ def _report(ok: bool, line: str) -> None:
 def healthcheck(role: str, hostname: str | None, timeout: float, max_age: float | None) -> None:
     """Check this container's worker or beat; print one line, exit 0 (healthy) or 1.
 
-    worker: the worker of this host (and only it) answers a ping over the broker.
-    beat: a reconcile round began within 3 x KRTC_RECONCILE_INTERVAL + 60 s, on Redis' clock
-    (rounds are run by the workers: none running makes beat unhealthy too).
-    auto (the image's HEALTHCHECK): the role this container runs; other roles pass.
+    \b
+    worker  the worker of this host (and only it) answers a ping over the broker.
+    beat    a reconcile round began within 3 x KRTC_RECONCILE_INTERVAL + 60 s, on Redis'
+            clock (the workers run the rounds: with none running, beat fails too).
+    auto    the role this container runs (the image's HEALTHCHECK); other roles pass.
     """
     from orchestrator import health
 
