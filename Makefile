@@ -4,15 +4,21 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format redis venv bench clean
+.PHONY: demo test lint format redis venv bench clean constraints
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The dev extra: the test tools, Flower and the sandbox (what demo and test run), at the
+# versions of constraints.txt.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --constraint constraints.txt -e '.[dev]'
 	touch $(STAMP)
+
+## Regenerate constraints.txt from a fresh install (after changing a dependency in pyproject.toml).
+constraints:
+	PYTHON=$(PYTHON) scripts/lock-constraints
 
 ## Run the end-to-end demo (starts what it needs, stops it afterwards).
 demo: $(STAMP)

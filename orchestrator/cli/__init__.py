@@ -1,7 +1,8 @@
 """``krtc-rec``: the command line of the orchestrator.
 
 Each subcommand lives in its own module of this package and is loaded only when run, so that
-``krtc-rec api`` does not import Celery or the sandbox server.
+``krtc-rec api`` does not import Celery or the sandbox server, and so that a command whose extra is
+not installed (``krtc-orchestrator[flower]``...) says so when run (:mod:`orchestrator.cli.extras`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import importlib
 from typing import Any
 
 import click
+
+from orchestrator.cli.extras import missing_extras, needs_extras
 
 __all__ = ["main", "COMMANDS"]
 
@@ -23,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "export": "orchestrator.cli.retention:export",
     "flower": "orchestrator.cli.flower:flower",
     "gc": "orchestrator.cli.retention:gc",
+    "healthcheck": "orchestrator.cli.healthcheck:healthcheck",
     "metrics": "orchestrator.cli.metrics:metrics",
     "sandbox": "orchestrator.cli.sandbox:sandbox",
     "dlq": "orchestrator.cli.dlq:dlq",
@@ -49,6 +53,9 @@ class _LazyGroup(click.Group):
         target = COMMANDS.get(cmd_name)
         if target is None:
             return None
+        missing = missing_extras(cmd_name)
+        if missing:
+            return needs_extras(cmd_name, missing)
         module, _, attr = target.partition(":")
         command: Any = getattr(importlib.import_module(module), attr)
         assert isinstance(command, click.Command)

@@ -2,7 +2,8 @@
 
 Needs the ``docker-compose`` binary (Debian package ``docker-compose``) for the Compose checks and
 PyYAML to read the YAML files; ``promtool`` (Debian package ``prometheus``) adds the Prometheus
-checks. Each test that needs one skips, saying which, when it is absent.
+checks and ``amtool`` (``prometheus-alertmanager``) the Alertmanager ones. Each test that needs one
+skips, saying which, when it is absent.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ OPS = ROOT / "ops"
 ENV_EXAMPLE = ROOT / ".env.example"
 ALERTS = OPS / "prometheus" / "alerts.yml"
 DASHBOARD = OPS / "grafana" / "dashboards" / "krtc.json"
+ALERTMANAGER = OPS / "alertmanager"
+DOCKERFILE = ROOT / "Dockerfile"
 
 #: The metrics `krtc-rec metrics` exposes (issue 7). Rules and panels may use no other name.
 METRICS = {
@@ -50,7 +53,10 @@ KNOWN_SERIES = set(METRICS) | {
     if kind == "histogram"
     for suffix in ("_bucket", "_sum", "_count")
 }
-SERVICES = {"redis", "sandbox", "worker", "beat", "flower", "metrics", "prometheus", "grafana"}
+MONITORING = {"prometheus", "alertmanager", "grafana"}
+SERVICES = {"redis", "sandbox", "worker", "beat", "flower", "metrics"} | MONITORING
+#: The rules that nothing but Alertmanager can deliver: the application cannot raise them itself.
+NOTIFIED = ("KrtcMetricsDown", "KrtcReconcilerStalled")
 #: Variables of .env.example that configure Compose itself, not the orchestrator's processes.
 COMPOSE_ONLY = {
     "REDIS_PASSWORD",
@@ -152,6 +158,31 @@ def _dashboard_exprs() -> list[str]:
     ]
 
 
+def _amtool() -> str:
+    binary = shutil.which("amtool")
+    if binary is None:
+        pytest.skip("amtool is not installed (Debian: apt-get install prometheus-alertmanager)")
+    return binary
+
+
+def render_alertmanager(tmp_path: Path, url: str) -> subprocess.CompletedProcess[str]:
+    """Run ops/alertmanager/entrypoint.sh --render-only; the result is ``tmp_path/am.yml``."""
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "KRTC_ALERT_WEBHOOK_URL": url,
+        "ALERTMANAGER_TEMPLATE": str(ALERTMANAGER / "alertmanager.yml"),
+        "ALERTMANAGER_CONFIG": str(tmp_path / "am.yml"),
+    }
+    return subprocess.run(
+        ["sh", str(ALERTMANAGER / "entrypoint.sh"), "--render-only"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
 def _promtool() -> str:
     binary = shutil.which("promtool")
     if binary is None:
@@ -192,7 +223,7 @@ def test_compose_has_the_stack_services_and_a_monitoring_profile(
 
     assert set(services) == SERVICES
     for name, service in services.items():
-        expected = ["monitoring"] if name in {"prometheus", "grafana"} else None
+        expected = ["monitoring"] if name in MONITORING else None
         assert service.get("profiles") == expected, name
 
 
@@ -229,6 +260,46 @@ def test_compose_redis_persists_and_never_evicts(compose_config: dict[str, Any])
     assert redis["environment"]["REDIS_PASSWORD"] == REQUIRED["REDIS_PASSWORD"]
     assert "healthcheck" in redis
     assert any(volume.endswith(":/data:rw") for volume in redis["volumes"])
+
+
+def test_compose_checks_the_health_of_the_worker_beat_and_redis(
+    compose_config: dict[str, Any],
+) -> None:
+    services = compose_config["services"]
+
+    for role in ("worker", "beat"):
+        check = services[role]["healthcheck"]
+        assert check["test"] == ["CMD", "krtc-rec", "healthcheck", role], role
+        # A broker that does not answer takes ~10 s to report: the timeout must outlast it.
+        assert int(check["timeout"].rstrip("s")) >= 15, role
+        assert "start_period" in check, role
+    redis = services["redis"]
+    assert "redis-cli ping" in " ".join(redis["healthcheck"]["test"])
+    # redis-cli logs in with REDISCLI_AUTH: without it the ping answers NOAUTH.
+    assert redis["environment"]["REDISCLI_AUTH"] == REQUIRED["REDIS_PASSWORD"]
+
+
+def test_compose_and_the_dockerfile_pin_their_images_to_a_release() -> None:
+    compose = _load_yaml(ROOT / "docker-compose.yml")
+    images = [s["image"] for s in compose["services"].values() if "image" in s]
+    images += re.findall(r"^FROM\s+(\S+)", DOCKERFILE.read_text(encoding="utf-8"), re.MULTILINE)
+
+    for image in images:
+        if image == "krtc-orchestrator:latest":  # built here
+            continue
+        tag = image.rpartition(":")[2]
+        assert re.fullmatch(r"v?\d+\.\d+(\.\d+)?(-[a-z0-9.-]+)?", tag), image
+
+
+def test_the_image_installs_from_the_constraints_and_checks_its_health() -> None:
+    dockerfile = DOCKERFILE.read_text(encoding="utf-8")
+    ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+
+    assert re.search(r"^FROM python:3\.11\.\d+-slim", dockerfile, re.MULTILINE)
+    assert "pip install --constraint constraints.txt '.[flower,sandbox]'" in dockerfile
+    assert re.search(r'^HEALTHCHECK .*\n\s+CMD \["krtc-rec", "healthcheck"\]', dockerfile, re.M)
+    for name in ("constraints.txt", "LICENSE", "pyproject.toml"):
+        assert f"!{name}" in ignored, f".dockerignore keeps {name} out of the build"
 
 
 def test_compose_points_the_processes_at_its_redis_and_the_sandbox(
@@ -270,6 +341,7 @@ def test_compose_mounts_the_ops_files_where_the_configs_expect_them(
     provider = _load_yaml(OPS / "grafana" / "provisioning" / "dashboards" / "dashboards.yml")
 
     assert f"{OPS / 'prometheus'}:/etc/prometheus:ro" in services["prometheus"]["volumes"]
+    assert f"{ALERTMANAGER}:/etc/alertmanager:ro" in services["alertmanager"]["volumes"]
     dashboards_dir = provider["providers"][0]["options"]["path"]
     assert f"{OPS / 'grafana' / 'dashboards'}:{dashboards_dir}:ro" in services["grafana"]["volumes"]
 
@@ -367,6 +439,19 @@ def test_prometheus_scrapes_the_metrics_service() -> None:
     assert config["rule_files"] == ["alerts.yml"]
 
 
+def test_prometheus_sends_its_alerts_to_the_compose_alertmanager(
+    compose_config: dict[str, Any],
+) -> None:
+    config = _load_yaml(OPS / "prometheus" / "prometheus.yml")
+    alertmanager = compose_config["services"]["alertmanager"]
+
+    (target,) = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    assert target == "alertmanager:9093"
+    assert alertmanager["entrypoint"] == ["/bin/sh", "/etc/alertmanager/entrypoint.sh"]
+    assert "KRTC_ALERT_WEBHOOK_URL" in alertmanager["environment"]
+    assert any("127.0.0.1:9093:9093" in str(port) for port in alertmanager["ports"])
+
+
 def test_promtool_accepts_the_config_and_the_rules() -> None:
     promtool = _promtool()
 
@@ -384,6 +469,74 @@ def test_promtool_accepts_the_config_and_the_rules() -> None:
             check=False,
         )
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- Alertmanager ---------------------------------------------------------------------------
+
+
+def test_alertmanager_config_renders_with_the_webhook_url(tmp_path: Path) -> None:
+    url = "https://hooks.example.com/krtc?token=a&b=c|d"
+
+    result = render_alertmanager(tmp_path, url)
+
+    assert result.returncode == 0, result.stderr
+    rendered = _load_yaml(tmp_path / "am.yml")
+    (receiver,) = rendered["receivers"]
+    assert receiver["webhook_configs"] == [{"url": url, "send_resolved": True}]
+    assert (tmp_path / "am.yml").stat().st_mode & 0o077 == 0, "the file holds the URL: 0600"
+
+
+def test_alertmanager_without_a_url_keeps_a_receiver_and_warns(tmp_path: Path) -> None:
+    result = render_alertmanager(tmp_path, "")
+
+    assert result.returncode == 0, result.stderr
+    assert "KRTC_ALERT_WEBHOOK_URL is not set" in result.stderr
+    rendered = _load_yaml(tmp_path / "am.yml")
+    assert rendered["receivers"] == [{"name": "krtc-webhook"}]
+    assert rendered["route"]["receiver"] == "krtc-webhook"
+
+
+@pytest.mark.parametrize("url", ["ftp://hooks.example.com/x", 'https://a.example.com/"x', "x"])
+def test_alertmanager_refuses_a_url_it_cannot_use(tmp_path: Path, url: str) -> None:
+    result = render_alertmanager(tmp_path, url)
+
+    assert result.returncode == 1
+    assert "KRTC_ALERT_WEBHOOK_URL must" in result.stderr
+
+
+@pytest.mark.parametrize("url", ["https://hooks.example.com/krtc", ""])
+def test_amtool_accepts_the_rendered_config(tmp_path: Path, url: str) -> None:
+    amtool = _amtool()
+    assert render_alertmanager(tmp_path, url).returncode == 0
+
+    result = subprocess.run(
+        [amtool, "check-config", str(tmp_path / "am.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("alert", NOTIFIED)
+def test_the_alerts_only_prometheus_sees_reach_the_webhook(tmp_path: Path, alert: str) -> None:
+    amtool = _amtool()
+    rule = next(r for r in _alert_rules() if r["alert"] == alert)
+    assert render_alertmanager(tmp_path, "https://hooks.example.com/krtc").returncode == 0
+
+    result = subprocess.run(
+        [amtool, "config", "routes", "test", f"--config.file={tmp_path / 'am.yml'}"]
+        + ["--verify.receivers=krtc-webhook", f"alertname={alert}"]
+        + [f"{name}={value}" for name, value in rule["labels"].items()],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 # --- Grafana --------------------------------------------------------------------------------
