@@ -17,6 +17,7 @@ from celery import Celery
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from orchestrator.state import CreateResult, SessionStore, StoredNotQueuedError
+from orchestrator.state.aio import AsyncSessionStore
 from orchestrator.tasking.message import celery_message
 from orchestrator.tasking.queues import send_task
 
@@ -96,7 +97,7 @@ class StartQueue:
         return message.key, message.payload
 
 
-def same_redis(store: SessionStore, broker_url: str) -> bool:
+def same_redis(store: SessionStore | AsyncSessionStore, broker_url: str) -> bool:
     """Whether the broker is the Redis server and database the store writes to."""
     from redis.connection import parse_url
 

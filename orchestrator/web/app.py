@@ -6,12 +6,14 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 
-from orchestrator.producer import Recorder
+from orchestrator.async_producer import AsyncRecorder
 from orchestrator.settings import Settings
+from orchestrator.state import SessionStore
 from orchestrator.web import health, recordings
 from orchestrator.web.auth import TokenAuth, parse_tokens
 from orchestrator.web.body import MAX_BODY_BYTES
@@ -27,19 +29,26 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def create_app(
-    settings: Settings, *, recorder: Recorder | None = None, tokens: list[str] | None = None
+    settings: Settings, *, recorder: AsyncRecorder | None = None, tokens: list[str] | None = None
 ) -> FastAPI:
     """The HTTP API over ``recorder`` (default: one built from ``settings``).
 
     Args:
         settings: the configuration (``KRTC_API_TOKENS``, Redis).
-        recorder: the producer the endpoints call.
+        recorder: the async producer the endpoints call (closed when the app shuts down).
         tokens: the accepted bearer tokens (default: ``KRTC_API_TOKENS``); empty: no auth.
     """
     if tokens is None:
         secret = settings.api_tokens
         tokens = parse_tokens(secret.get_secret_value() if secret is not None else None)
     auth = TokenAuth(tokens)
+    producer = recorder or AsyncRecorder(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await producer.close()
+
     app = FastAPI(
         title="KRTC recording orchestrator",
         version="1",
@@ -49,8 +58,12 @@ def create_app(
             'is `{"error": {"code", "message", "fields"}}`.'
         ),
         redoc_url=None,
+        lifespan=lifespan,
     )
-    app.state.recorder = recorder or Recorder(settings)
+    app.state.recorder = producer
+    # Paging (a cursor over the sorted set) and readiness read through the sync store, in a
+    # thread (orchestrator.state.pages); everything else is awaited on redis.asyncio.
+    app.state.store = SessionStore.from_settings(settings)
     install_error_handlers(app)
     app.include_router(recordings.router)
     app.include_router(health.router)
