@@ -12,9 +12,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 from orchestrator.async_producer import AsyncRecorder
+from orchestrator.schedule import Scheduler
 from orchestrator.settings import Settings
 from orchestrator.state import SessionStore
-from orchestrator.web import health, recordings
+from orchestrator.web import health, recordings, schedules
 from orchestrator.web.auth import TokenAuth, parse_tokens
 from orchestrator.web.body import MAX_BODY_BYTES
 from orchestrator.web.errors import ApiError, error_response, install_error_handlers
@@ -64,8 +65,10 @@ def create_app(
     # Paging (a cursor over the sorted set) and readiness read through the sync store, in a
     # thread (orchestrator.state.pages); everything else is awaited on redis.asyncio.
     app.state.store = SessionStore.from_settings(settings)
+    app.state.scheduler = Scheduler(settings)
     install_error_handlers(app)
     app.include_router(recordings.router)
+    app.include_router(schedules.router)
     app.include_router(health.router)
 
     @app.middleware("http")
