@@ -18,11 +18,13 @@ from orchestrator.state import SessionStore
 from orchestrator.web import health, recordings, schedules
 from orchestrator.web.auth import TokenAuth, parse_tokens
 from orchestrator.web.body import MAX_BODY_BYTES
+from orchestrator.web.docs import ASSETS_PATH, install_docs
 from orchestrator.web.errors import ApiError, error_response, install_error_handlers
 
 __all__ = ["MAX_BODY_BYTES", "PUBLIC_PATHS", "create_app"]
 
-#: Paths that need no token: liveness, readiness and the API's own description.
+#: Paths that need no token: liveness, readiness and the API's own description (and the files
+#: of its page, under ``ASSETS_PATH``).
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
 
 access_log = logging.getLogger("orchestrator.web.access")
@@ -59,6 +61,7 @@ def create_app(
             'is `{"error": {"code", "message", "fields"}}`.'
         ),
         redoc_url=None,
+        docs_url=None,
         lifespan=lifespan,
     )
     app.state.recorder = producer
@@ -67,6 +70,7 @@ def create_app(
     app.state.store = SessionStore.from_settings(settings)
     app.state.scheduler = Scheduler(settings)
     install_error_handlers(app)
+    install_docs(app)
     app.include_router(recordings.router)
     app.include_router(schedules.router)
     app.include_router(health.router)
@@ -94,12 +98,14 @@ def create_app(
     return app
 
 
+def _is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(ASSETS_PATH + "/")
+
+
 async def _guarded(
     request: Request, call_next: Callable[[Request], Awaitable[Response]], auth: TokenAuth
 ) -> Response:
-    if request.url.path not in PUBLIC_PATHS and not auth.allows(
-        request.headers.get("authorization")
-    ):
+    if not _is_public(request.url.path) and not auth.allows(request.headers.get("authorization")):
         return error_response(
             ApiError(
                 401,
