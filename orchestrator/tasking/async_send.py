@@ -14,12 +14,12 @@ from typing import Any
 from celery import Celery
 from redis.asyncio import Redis as AsyncRedis
 
-from orchestrator.state import CreateResult, StateUnavailableError, StoredNotQueuedError
+from orchestrator.state import CreateResult, StateUnavailableError
 from orchestrator.state.aio import AsyncSessionStore
 from orchestrator.state.backend import redis_errors
 from orchestrator.state.connection import RedisOptions, connect_async
 from orchestrator.tasking.message import celery_message
-from orchestrator.tasking.starts import START_TASK, same_redis
+from orchestrator.tasking.starts import START_TASK, not_queued, same_redis
 
 __all__ = ["AsyncStartQueue"]
 
@@ -65,10 +65,7 @@ class AsyncStartQueue:
             with redis_errors(self.broker):
                 await self.broker.lpush(message.key, message.payload)  # type: ignore[misc]
         except StateUnavailableError as exc:
-            raise StoredNotQueuedError(
-                f"{task} for session {args[0]} is stored but could not be queued "
-                f"({type(exc).__name__}); the reconciler queues it again once Redis is back"
-            ) from None
+            raise not_queued(task, args, exc) from None
         return message.task_id
 
     def _message(self, session_id: str) -> tuple[str, str]:
