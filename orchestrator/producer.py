@@ -52,7 +52,11 @@ __all__ = [
     "Recorder",
     "WaitTimeoutError",
     "SessionFinishedError",
+    "start_options",
+    "update_args",
     "validated_start_body",
+    "waited",
+    "wanted_phases",
 ]
 
 _REPLAY_TASKS = {"start": "krtc.start", "stop": "krtc.stop"}
@@ -186,17 +190,14 @@ class Recorder:
         Raises:
             As :meth:`start`.
         """
-        body = validated_start_body(request)
         return self.starts.create(
-            app_id=body["appId"],
-            cname=body["cname"],
-            uid=body["uid"],
-            mode=Mode(body["mode"]),
-            request=body,
-            idempotency_key=idempotency_key,
-            max_duration_s=max_duration_s,
-            restart_on_failure=restart_on_failure,
-            max_restarts=max_restarts,
+            **start_options(
+                request,
+                idempotency_key=idempotency_key,
+                max_duration_s=max_duration_s,
+                restart_on_failure=restart_on_failure,
+                max_restarts=max_restarts,
+            )
         )
 
     def stop(self, session_id: str, *, why: str = "stop requested") -> Session:
@@ -271,14 +272,12 @@ class Recorder:
             WaitTimeoutError: not reached in ``timeout`` seconds (holds the last state seen).
             SessionNotFoundError: there is no such session.
         """
-        phases = {Phase(phase)} if isinstance(phase, str) else {Phase(p) for p in phase}
+        phases = wanted_phases(phase)
         deadline = time.monotonic() + timeout
         while True:
             session = self.get(session_id)
-            if session.phase in phases:
+            if waited(session, phases, deadline, timeout):
                 return session
-            if time.monotonic() >= deadline:
-                raise WaitTimeoutError(session, phases, timeout)
             sleep(poll_s)
 
     # -- dead letters --------------------------------------------------------------------------
@@ -302,24 +301,13 @@ class Recorder:
         self, action: Action, task: str, session_id: str, client_request: Mapping[str, Any]
     ) -> Session:
         session = self.get(session_id)
-        ref = {
-            "appId": session.app_id,
-            "cname": session.cname,
-            "sid": session.sid or _PLACEHOLDER_SID,
-            "mode": session.mode.value,
-            "clientRequest": dict(client_request),
-        }
-        if action == Action.UPDATE_LAYOUT:
-            ref["uid"] = session.uid
-        wire = parse_request(action, ref).to_wire()
-        if session.is_finished or session.phase == Phase.STOPPING:
-            raise SessionFinishedError(session)
+        update = update_args(action, session, client_request)
         # Numbered in one script that also checks the phase again (it may have changed since
         # the read above); the job sends it only if no newer one was applied.
         numbered = self.sequences.next(session_id, _SEQUENCE_ACTIONS[action])
         if numbered.is_refused:
             raise SessionFinishedError(self.get(session_id))
-        self._send(task, [session_id, wire["clientRequest"], numbered.sequence])
+        self._send(task, [*update, numbered.sequence])
         return session
 
     def _send(self, task: str, args: builtins.list[Any]) -> str:
@@ -335,6 +323,60 @@ class SessionFinishedError(StateError):
             f"session {session.id} is {session.phase.value}: an ended or stopping recording "
             "cannot be updated"
         )
+
+
+def wanted_phases(phase: Phase | str | Iterable[Phase | str]) -> set[Phase]:
+    """The phases ``wait`` takes: one (a name or a :class:`Phase`) or several."""
+    return {Phase(phase)} if isinstance(phase, str) else {Phase(p) for p in phase}
+
+
+def waited(session: Session, phases: set[Phase], deadline: float, timeout_s: float) -> bool:
+    """Whether ``wait`` is over: the session is in one of ``phases``.
+
+    Raises:
+        WaitTimeoutError: it is not, and the ``time.monotonic()`` deadline has passed.
+    """
+    if session.phase in phases:
+        return True
+    if time.monotonic() >= deadline:
+        raise WaitTimeoutError(session, phases, timeout_s)
+    return False
+
+
+def update_args(action: Action, session: Session, client_request: Mapping[str, Any]) -> list[Any]:
+    """The first task arguments of an update or layout update (the sequence number follows).
+
+    Raises:
+        RequestValidationError: the request breaks the API contract.
+        SessionFinishedError: the recording has ended or is stopping.
+    """
+    ref = {
+        "appId": session.app_id,
+        "cname": session.cname,
+        "sid": session.sid or _PLACEHOLDER_SID,
+        "mode": session.mode.value,
+        "clientRequest": dict(client_request),
+    }
+    if action == Action.UPDATE_LAYOUT:
+        ref["uid"] = session.uid
+    wire = parse_request(action, ref).to_wire()
+    if session.is_finished or session.phase == Phase.STOPPING:
+        raise SessionFinishedError(session)
+    return [session.id, wire["clientRequest"]]
+
+
+def start_options(request: Mapping[str, Any], **options: Any) -> dict[str, Any]:
+    """The session-create arguments of a start (after validation, see
+    :func:`validated_start_body`)."""
+    body = validated_start_body(request)
+    return {
+        "app_id": body["appId"],
+        "cname": body["cname"],
+        "uid": body["uid"],
+        "mode": Mode(body["mode"]),
+        "request": body,
+        **options,
+    }
 
 
 def validated_start_body(request: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import ConnectionError, RedisError, TimeoutError
 
 from orchestrator.state.errors import StateBackendError, StateUnavailableError
@@ -17,7 +18,7 @@ from orchestrator.state.errors import StateBackendError, StateUnavailableError
 __all__ = ["describe", "redis_errors"]
 
 
-def describe(client: Redis) -> str:
+def describe(client: Redis | AsyncRedis) -> str:
     """Where ``client`` connects, as ``host:port`` or a socket path, without credentials."""
     kwargs = client.connection_pool.connection_kwargs
     if kwargs.get("path"):
@@ -25,7 +26,7 @@ def describe(client: Redis) -> str:
     return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
 
 
-def _scrub(message: str, client: Redis) -> str:
+def _scrub(message: str, client: Redis | AsyncRedis) -> str:
     password = client.connection_pool.connection_kwargs.get("password")
     if isinstance(password, str) and password:
         message = message.replace(password, "**********")
@@ -33,7 +34,7 @@ def _scrub(message: str, client: Redis) -> str:
 
 
 @contextmanager
-def redis_errors(client: Redis) -> Iterator[None]:
+def redis_errors(client: Redis | AsyncRedis) -> Iterator[None]:
     """Turn redis-py exceptions raised inside the block into state errors.
 
     Raises:

@@ -28,6 +28,8 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.exceptions import ConnectionError
 from redis.retry import Retry
@@ -47,6 +49,7 @@ __all__ = [
     "RedisOptions",
     "ReadRetry",
     "connect",
+    "connect_async",
     "redis_client",
 ]
 
@@ -188,13 +191,33 @@ def connect(
     Raises:
         ValueError: ``url`` is not a Redis URL.
     """
+    kwargs = _client_kwargs(url, options, overrides)
+    return Redis.from_url(url, decode_responses=decode_responses, **kwargs)
+
+
+def connect_async(
+    url: str,
+    options: RedisOptions | None = None,
+    *,
+    decode_responses: bool = True,
+    **overrides: Any,
+) -> AsyncRedis:
+    """A ``redis.asyncio`` client of ``url``, with the same options as :func:`connect`."""
+    kwargs = _client_kwargs(url, options, {"retry": AsyncRetry(NoBackoff(), 0), **overrides})
+    client: AsyncRedis = AsyncRedis.from_url(url, decode_responses=decode_responses, **kwargs)
+    return client
+
+
+def _client_kwargs(
+    url: str, options: RedisOptions | None, overrides: dict[str, Any]
+) -> dict[str, Any]:
     kwargs = (options or RedisOptions()).client_kwargs()
     if url.startswith("unix://"):
         # A Unix socket has no TCP keepalive (redis-py refuses the options there).
         for name in ("socket_keepalive", "socket_keepalive_options"):
             kwargs.pop(name)
     kwargs.update(overrides)
-    return Redis.from_url(url, decode_responses=decode_responses, **kwargs)
+    return kwargs
 
 
 def redis_client(settings: Settings, *, decode_responses: bool = True, **overrides: Any) -> Redis:

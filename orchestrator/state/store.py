@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import builtins
 import functools
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import Enum
 from typing import Any, Final, TypeVar, cast
@@ -36,24 +35,26 @@ from orchestrator.state.codec import (
     attempts_field,
     history_from_list,
     session_from_hash,
-    session_to_hash,
     text,
 )
 from orchestrator.state.connection import ReadRetry, RedisOptions, connect
 from orchestrator.state.errors import (
     CorruptSessionError,
-    IdempotencyKeyReusedError,
-    RestartRefusedError,
     SessionNotFoundError,
-    StateBackendError,
 )
-from orchestrator.state.ids import new_session_id
 from orchestrator.state.keys import DEFAULT_PREFIX, Keys
+from orchestrator.state.plans import (
+    IDENTITY_FIELDS,
+    CreatePlan,
+    identity_key,
+    session_from_replies,
+    stop_keys,
+    stop_result,
+)
 from orchestrator.state.results import (
     AdoptOutcome,
     AdoptResult,
     CreateResult,
-    StopOutcome,
     StopRequestResult,
     TransitionResult,
 )
@@ -276,115 +277,43 @@ class SessionStore:
             RestartRefusedError: ``restart_of`` may not be restarted (now).
             StateUnavailableError: Redis is unreachable.
         """
-        if restart_of is not None:
-            restarted_from = restart_of.id
-        for name, value in (("app_id", app_id), ("cname", cname), ("uid", uid)):
-            if not value:
-                raise ValueError(f"{name} must not be empty")
-        if max_duration_s is not None and max_duration_s < 1:
-            raise ValueError(f"max_duration_s must be positive, got {max_duration_s}")
-        if idempotency_key == "":
-            raise ValueError("idempotency_key must not be empty (pass None for no key)")
-        if max_restarts < 0 or restarts < 0:
-            raise ValueError(
-                f"max_restarts and restarts must not be negative, got {max_restarts}, {restarts}"
-            )
-        now = self._clock()
-        session = Session(
-            id=new_session_id(now),
+        plan = CreatePlan.build(
+            self.keys,
+            now=self._clock(),
+            history_limit=self.history_limit,
+            idempotency_ttl_s=self.idempotency_ttl_s,
             app_id=app_id,
             cname=cname,
             uid=uid,
-            mode=Mode(mode),
-            request=dict(request or {}),
+            mode=mode,
+            request=request,
             idempotency_key=idempotency_key,
             max_duration_s=max_duration_s,
             restarted_from=restarted_from,
             restart_on_failure=restart_on_failure,
             max_restarts=max_restarts,
             restarts=restarts,
-            created_at=now,
-            updated_at=now,
-            phase_since=now,
-        )
-        entry = HistoryEntry(
-            at=now,
-            what=f"created (phase {session.phase.value}, desired {session.desired.value})",
-            why=why,
             source=source,
+            why=why,
+            outbox=outbox,
+            restart_of=restart_of,
         )
-        identity_key = self.keys.identity(app_id, cname, uid)
-        keys = [
-            self.keys.session(session.id),
-            self.keys.history(session.id),
-            identity_key,
-            self.keys.active(),
-            self.keys.sessions(),
-        ]
-        releasable = keys[2:3]
-        options: dict[str, Any] = {
-            "idem": 0,
-            "outbox": 0,
-            "failed": 0,
-            "limit": self.history_limit,
-            "failed_phase": Phase.FAILED.value,
-            "recording": Desired.RECORDING.value,
-        }
-        if idempotency_key is not None:
-            keys.append(self.keys.idempotency(idempotency_key))
-            releasable.append(keys[-1])
-            options["idem"] = len(keys)
-        if outbox is not None:
-            queue_key, options["message"] = outbox(session.id)
-            keys.append(queue_key)
-            options["outbox"] = len(keys)
-        if restart_of is not None:
-            keys += [self.keys.session(restart_of.id), self.keys.history(restart_of.id)]
-            options["failed"] = len(keys) - 1
-            options["link"] = HistoryEntry(
-                at=now,
-                what=f"set restarted_to {session.id}",
-                why=f"restarted as session {session.id}: {why}",
-                source=source,
-            ).model_dump(mode="json")
-        args: list[str | int | float] = [
-            session.id,
-            repr(now),
-            self.idempotency_ttl_s,
-            entry.model_dump_json(),
-            json.dumps(options),
-        ]
-        for name, value in session_to_hash(session).items():
-            args += [name, value]
-
         for _ in range(2):
             with redis_errors(self._redis):
-                existing_id, outcome = self._scripts.create(keys=keys, args=args)
-            existing_id, outcome = text(existing_id), text(outcome)
-            # The id is ours if the script ran before (a retried call whose answer was lost).
-            if outcome == "created" or existing_id == session.id:
-                return CreateResult(session.model_copy(update={"history": []}), True)
-            if outcome in ("stop_requested", "not_failed"):
-                assert restart_of is not None
-                raise RestartRefusedError(restart_of.id, outcome)
+                reply = self._scripts.create(keys=plan.keys, args=plan.args)
+            done = plan.verdict(reply)
+            if isinstance(done, CreateResult):
+                return done
+            existing_id, outcome = done
             existing = self.get(existing_id)
             if existing is None:
                 # The key names a session that is gone (evicted or deleted by hand): release
                 # the key unless someone has taken it meanwhile, and try once more.
                 with redis_errors(self._redis):
-                    self._scripts.compare_and_delete(keys=releasable, args=[existing_id])
+                    self._scripts.compare_and_delete(keys=plan.releasable, args=[existing_id])
                 continue
-            if outcome == "idempotent" and (existing.identity, existing.mode) != (
-                session.identity,
-                session.mode,
-            ):
-                assert idempotency_key is not None
-                raise IdempotencyKeyReusedError(idempotency_key, existing.id)
-            return CreateResult(existing, False)
-        raise StateBackendError(
-            f"could not create a session for {app_id}/{cname}/{uid}: its identity or "
-            "idempotency key keeps naming sessions that do not exist"
-        )
+            return plan.existing(existing, outcome)
+        raise plan.exhausted()
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -413,10 +342,7 @@ class SessionStore:
             # A client with decode_responses met bytes that are not UTF-8 (the message is
             # not kept: it quotes them).
             raise CorruptSessionError(session_id, "a stored value is not UTF-8 text") from exc
-        if not replies[0]:
-            return None
-        history = history_from_list(session_id, replies[1]) if with_history else None
-        return session_from_hash(session_id, replies[0], history)
+        return session_from_replies(session_id, replies, with_history=with_history)
 
     def get_or_raise(self, session_id: str, *, with_history: bool = False) -> Session:
         """Like :meth:`get`, but a missing session is an error.
@@ -620,17 +546,10 @@ class SessionStore:
             history_limit=self.history_limit,
             retention_s=self.retention_s,
         )
-        keys = [self.keys.session(session_id), self.keys.history(session_id), self.keys.active()]
-        identity = self._identity_key(session_id)
-        if identity is not None:
-            keys.append(identity)
-        keys.append(self.keys.finished())
+        keys = stop_keys(self.keys, session_id, self._identity_key(session_id))
         with redis_errors(self._redis):
-            outcome, found, flat = self._scripts.request_stop(keys=keys, args=[session_id, args])
-        if text(outcome) == "missing":
-            raise SessionNotFoundError(session_id)
-        session = session_from_hash(session_id, hash_pairs(flat))
-        return StopRequestResult(StopOutcome(text(outcome)), Phase(text(found)), session)
+            reply = self._scripts.request_stop(keys=keys, args=[session_id, args])
+        return stop_result(session_id, reply)
 
     def adopt_sid(
         self,
@@ -716,14 +635,9 @@ class SessionStore:
     def _identity_key(self, session_id: str) -> str | None:
         raw = cast(
             "builtins.list[str | bytes | None]",
-            self._read(
-                lambda: self._redis.hmget(self.keys.session(session_id), ["app_id", "cname", "uid"])
-            ),
+            self._read(lambda: self._redis.hmget(self.keys.session(session_id), IDENTITY_FIELDS)),
         )
-        if any(v is None for v in raw):
-            return None
-        app_id, cname, uid = (text(v) for v in raw if v is not None)
-        return self.keys.identity(app_id, cname, uid)
+        return identity_key(self.keys, raw)
 
     def get_many(self, ids: builtins.list[str]) -> builtins.list[Session]:
         """The sessions of ``ids`` that exist, in the order given (one round trip)."""

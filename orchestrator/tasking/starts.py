@@ -17,10 +17,11 @@ from celery import Celery
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from orchestrator.state import CreateResult, SessionStore, StoredNotQueuedError
+from orchestrator.state.aio import AsyncSessionStore
 from orchestrator.tasking.message import celery_message
 from orchestrator.tasking.queues import send_task
 
-__all__ = ["START_TASK", "StartQueue", "same_redis"]
+__all__ = ["START_TASK", "StartQueue", "not_queued", "same_redis"]
 
 #: The task that starts a session's recording.
 START_TASK = "krtc.start"
@@ -85,10 +86,7 @@ class StartQueue:
         try:
             return send_task(self.celery, task, args)
         except KombuOperationalError as exc:
-            raise StoredNotQueuedError(
-                f"{task} for session {args[0]} is stored but could not be queued "
-                f"({type(exc).__name__}); the reconciler queues it again once Redis is back"
-            ) from None
+            raise not_queued(task, args, exc) from None
 
     def _message(self, session_id: str) -> tuple[str, str]:
         assert self.celery is not None
@@ -96,7 +94,15 @@ class StartQueue:
         return message.key, message.payload
 
 
-def same_redis(store: SessionStore, broker_url: str) -> bool:
+def not_queued(task: str, args: list[Any], exc: Exception) -> StoredNotQueuedError:
+    """The error when ``task`` (for session ``args[0]``, stored) could not be queued."""
+    return StoredNotQueuedError(
+        f"{task} for session {args[0]} is stored but could not be queued "
+        f"({type(exc).__name__}); the reconciler queues it again once Redis is back"
+    )
+
+
+def same_redis(store: SessionStore | AsyncSessionStore, broker_url: str) -> bool:
     """Whether the broker is the Redis server and database the store writes to."""
     from redis.connection import parse_url
 

@@ -12,12 +12,13 @@ in the same script that creates the successor).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.state import SessionNotFoundError, SessionStore, Source, StopRequestResult
 
-__all__ = ["MAX_RESTART_HOPS", "STOP_TASK", "stop_chain"]
+__all__ = ["MAX_RESTART_HOPS", "STOP_TASK", "StopStep", "stop_chain", "stop_steps"]
 
 #: The task that stops a session's recording.
 STOP_TASK = "krtc.stop"
@@ -51,19 +52,51 @@ def stop_chain(
         StateUnavailableError: Redis (or the broker) is unreachable; what was recorded stays,
             and the reconciler queues any stop that could not be sent.
     """
-    result = store.request_stop(session_id, why=why, source=source)
+    chain = stop_steps(session_id, why)
+    step = next(chain)
+    while True:
+        reply: StopRequestResult | SessionNotFoundError
+        try:
+            reply = store.request_stop(step.session_id, why=step.why, source=source)
+        except SessionNotFoundError as exc:
+            reply = exc
+        if isinstance(reply, StopRequestResult) and reply.needs_stop_call:
+            send(STOP_TASK, [reply.session.id])
+        try:
+            step = chain.send(reply)
+        except StopIteration as done:
+            last: StopRequestResult = done.value
+            return last
+
+
+@dataclass(frozen=True)
+class StopStep:
+    """The next stop to request: a session of the chain, and why."""
+
+    session_id: str
+    why: str
+
+
+def stop_steps(
+    session_id: str, why: str
+) -> Generator[StopStep, StopRequestResult | SessionNotFoundError, StopRequestResult]:
+    """The chain of :func:`stop_chain` without its I/O (the async producer drives it too).
+
+    Yields the stops to request; is sent each one's result, or the ``SessionNotFoundError`` it
+    raised (``session_id``'s own is raised again); returns the outcome of the last session.
+    """
+    reply = yield StopStep(session_id, why)
+    if isinstance(reply, SessionNotFoundError):
+        raise reply
+    result = reply
     for _ in range(MAX_RESTART_HOPS):
-        if result.needs_stop_call:
-            send(STOP_TASK, [result.session.id])
         successor = result.session.restarted_to
         if successor is None:
             return result
-        try:
-            result = store.request_stop(
-                successor, why=f"{why} (restart of session {result.session.id})", source=source
-            )
-        except SessionNotFoundError:
+        reply = yield StopStep(successor, f"{why} (restart of session {result.session.id})")
+        if isinstance(reply, SessionNotFoundError):
             log.warning("session %s: its successor %s is gone", result.session.id, successor)
             return result
+        result = reply
     log.warning("stop of session %s: restart chain longer than %d", session_id, MAX_RESTART_HOPS)
     return result

@@ -6,20 +6,25 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 
-from orchestrator.producer import Recorder
+from orchestrator.async_producer import AsyncRecorder
+from orchestrator.schedule import Scheduler
 from orchestrator.settings import Settings
-from orchestrator.web import health, recordings
+from orchestrator.state import SessionStore
+from orchestrator.web import health, recordings, schedules
 from orchestrator.web.auth import TokenAuth, parse_tokens
 from orchestrator.web.body import MAX_BODY_BYTES
+from orchestrator.web.docs import ASSETS_PATH, install_docs
 from orchestrator.web.errors import ApiError, error_response, install_error_handlers
 
 __all__ = ["MAX_BODY_BYTES", "PUBLIC_PATHS", "create_app"]
 
-#: Paths that need no token: liveness, readiness and the API's own description.
+#: Paths that need no token: liveness, readiness and the API's own description (and the files
+#: of its page, under ``ASSETS_PATH``).
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
 
 access_log = logging.getLogger("orchestrator.web.access")
@@ -27,19 +32,26 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def create_app(
-    settings: Settings, *, recorder: Recorder | None = None, tokens: list[str] | None = None
+    settings: Settings, *, recorder: AsyncRecorder | None = None, tokens: list[str] | None = None
 ) -> FastAPI:
     """The HTTP API over ``recorder`` (default: one built from ``settings``).
 
     Args:
         settings: the configuration (``KRTC_API_TOKENS``, Redis).
-        recorder: the producer the endpoints call.
+        recorder: the async producer the endpoints call (closed when the app shuts down).
         tokens: the accepted bearer tokens (default: ``KRTC_API_TOKENS``); empty: no auth.
     """
     if tokens is None:
         secret = settings.api_tokens
         tokens = parse_tokens(secret.get_secret_value() if secret is not None else None)
     auth = TokenAuth(tokens)
+    producer = recorder or AsyncRecorder(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await producer.close()
+
     app = FastAPI(
         title="KRTC recording orchestrator",
         version="1",
@@ -49,10 +61,18 @@ def create_app(
             'is `{"error": {"code", "message", "fields"}}`.'
         ),
         redoc_url=None,
+        docs_url=None,
+        lifespan=lifespan,
     )
-    app.state.recorder = recorder or Recorder(settings)
+    app.state.recorder = producer
+    # Paging (a cursor over the sorted set) and readiness read through the sync store, in a
+    # thread (orchestrator.state.pages); everything else is awaited on redis.asyncio.
+    app.state.store = SessionStore.from_settings(settings)
+    app.state.scheduler = Scheduler(settings)
     install_error_handlers(app)
+    install_docs(app)
     app.include_router(recordings.router)
+    app.include_router(schedules.router)
     app.include_router(health.router)
 
     @app.middleware("http")
@@ -78,12 +98,14 @@ def create_app(
     return app
 
 
+def _is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(ASSETS_PATH + "/")
+
+
 async def _guarded(
     request: Request, call_next: Callable[[Request], Awaitable[Response]], auth: TokenAuth
 ) -> Response:
-    if request.url.path not in PUBLIC_PATHS and not auth.allows(
-        request.headers.get("authorization")
-    ):
+    if not _is_public(request.url.path) and not auth.allows(request.headers.get("authorization")):
         return error_response(
             ApiError(
                 401,

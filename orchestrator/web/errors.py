@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from orchestrator.errors import OrchestratorError
 from orchestrator.krtc.validation import FieldError, RequestValidationError
 from orchestrator.producer import SessionFinishedError
+from orchestrator.schedule.errors import ScheduleConflictError, ScheduleNotFoundError
 from orchestrator.state import (
     IdempotencyKeyReusedError,
     SessionNotFoundError,
@@ -69,8 +70,10 @@ def api_error(exc: OrchestratorError) -> ApiError:
         return ApiError(
             422, "invalid_request", "the request breaks the API contract", fields=exc.errors
         )
-    if isinstance(exc, SessionNotFoundError):
+    if isinstance(exc, SessionNotFoundError | ScheduleNotFoundError):
         return ApiError(404, "not_found", str(exc))
+    if isinstance(exc, ScheduleConflictError):
+        return ApiError(409, "conflict", str(exc))
     if isinstance(exc, SessionFinishedError):
         return ApiError(409, "finished", str(exc), phase=exc.session.phase.value)
     if isinstance(exc, IdempotencyKeyReusedError):

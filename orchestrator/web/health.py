@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from orchestrator.errors import OrchestratorError
-from orchestrator.producer import Recorder
+from orchestrator.state import SessionStore
 from orchestrator.state.heartbeat import WorkerHeartbeats
 from orchestrator.web.errors import ApiError
 
@@ -29,11 +29,11 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", summary="Ready to take recordings")
 async def readyz(request: Request) -> dict[str, Any]:
     """200 when Redis answers and a worker beat in the last minute; 503 with the reason."""
-    recorder: Recorder = request.app.state.recorder
+    store: SessionStore = request.app.state.store
 
     def check() -> list[str]:
-        recorder.store.ping()
-        beats = WorkerHeartbeats(recorder.store.redis, recorder.store.keys)
+        store.ping()
+        beats = WorkerHeartbeats(store.redis, store.keys)
         return beats.seen(WORKER_SEEN_WITHIN_S)
 
     try:

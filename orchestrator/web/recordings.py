@@ -7,9 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Header, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from orchestrator.async_producer import AsyncRecorder
 from orchestrator.krtc.validation import FieldError
-from orchestrator.producer import Recorder
-from orchestrator.state import Session
+from orchestrator.state import Session, SessionStore
 from orchestrator.state.pages import MAX_PAGE, InvalidCursorError, page_sessions
 from orchestrator.web.body import json_object
 from orchestrator.web.errors import ApiError
@@ -19,8 +19,8 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1/recordings", tags=["recordings"])
 
 
-def _recorder(request: Request) -> Recorder:
-    recorder: Recorder = request.app.state.recorder
+def _recorder(request: Request) -> AsyncRecorder:
+    recorder: AsyncRecorder = request.app.state.recorder
     return recorder
 
 
@@ -78,9 +78,7 @@ async def start(
             "empty idempotency key",
             fields=[FieldError("Idempotency-Key", "must not be empty")],
         )
-    result = await run_in_threadpool(
-        _recorder(request).start_once, body, idempotency_key=idempotency_key, **options
-    )
+    result = await _recorder(request).start_once(body, idempotency_key=idempotency_key, **options)
     if not result.created:
         response.status_code = 200
     return _session(result.session)
@@ -89,7 +87,7 @@ async def start(
 @router.get("/{session_id}", response_model=Session, summary="Read a recording")
 async def get(request: Request, session_id: str) -> dict[str, Any]:
     """The session, with its history."""
-    session = await run_in_threadpool(_recorder(request).get, session_id, with_history=True)
+    session = await _recorder(request).get(session_id, with_history=True)
     return _session(session)
 
 
@@ -110,7 +108,7 @@ async def list_recordings(
             cname is None or session.cname == cname
         )
 
-    store = _recorder(request).store
+    store: SessionStore = request.app.state.store
     try:
         page = await run_in_threadpool(
             page_sessions, store, limit=limit, cursor=cursor, active_only=active, where=accept
@@ -129,9 +127,7 @@ async def list_recordings(
 async def stop(request: Request, session_id: str) -> dict[str, Any]:
     """Request the stop (never dropped). A session the restart policy replaced passes it on to
     its live successor: the answer is the session stopped."""
-    session = await run_in_threadpool(
-        _recorder(request).stop, session_id, why="stop requested through the HTTP API"
-    )
+    session = await _recorder(request).stop(session_id, why="stop requested through the HTTP API")
     return _session(session)
 
 
@@ -139,7 +135,7 @@ async def stop(request: Request, session_id: str) -> dict[str, Any]:
 async def layout(request: Request, session_id: str) -> dict[str, Any]:
     """The body is the `clientRequest` of update-layout. 409 when the recording has ended."""
     body = await json_object(request)
-    session = await run_in_threadpool(_recorder(request).update_layout, session_id, body)
+    session = await _recorder(request).update_layout(session_id, body)
     return _session(session)
 
 
@@ -147,5 +143,5 @@ async def layout(request: Request, session_id: str) -> dict[str, Any]:
 async def update(request: Request, session_id: str) -> dict[str, Any]:
     """The body is the `clientRequest` of update (subscriptions). 409 when it has ended."""
     body = await json_object(request)
-    session = await run_in_threadpool(_recorder(request).update, session_id, body)
+    session = await _recorder(request).update(session_id, body)
     return _session(session)
