@@ -47,6 +47,7 @@ from orchestrator.state.errors import (
     SessionNotFoundError,
     StateBackendError,
 )
+from orchestrator.state.events import EventLog, EventType
 from orchestrator.state.ids import new_session_id
 from orchestrator.state.keys import DEFAULT_PREFIX, Keys
 from orchestrator.state.results import (
@@ -117,6 +118,8 @@ class SessionStore:
             (:class:`RedisClock`), so that every process compares times on one clock.
         read_retry: how reads are retried after a connection error (writes never are: see
             :mod:`orchestrator.state.connection`).
+        events: records lifecycle events in the changes' scripts (``None``: no event is
+            recorded; see :mod:`orchestrator.state.events`).
 
     Raises:
         ValueError: a limit is not positive, or ``idempotency_ttl_s > retention_s``.
@@ -132,6 +135,7 @@ class SessionStore:
         idempotency_ttl_s: int = DEFAULT_IDEMPOTENCY_TTL_S,
         clock: Callable[[], float] | None = None,
         read_retry: ReadRetry | None = None,
+        events: EventLog | None = None,
     ) -> None:
         for name, value in (
             ("history_limit", history_limit),
@@ -153,6 +157,7 @@ class SessionStore:
         self._clock: Callable[[], float] = clock if clock is not None else RedisClock(redis)
         self._read_retry = read_retry or ReadRetry()
         self._scripts = Scripts.register(redis)
+        self.events = events
 
     @classmethod
     def from_url(
@@ -193,6 +198,10 @@ class SessionStore:
         # An idempotency key is remembered as long as a finished session is kept.
         options.setdefault("retention_s", settings.session_retention_s)
         options.setdefault("idempotency_ttl_s", options["retention_s"])
+        if settings.events_webhook_url and settings.events_webhook_url.get_secret_value():
+            # Kept past the retries (a dead letter stays listable) and as long as sessions.
+            ttl_s = max(settings.session_retention_s, 2 * settings.events_retry_for_s)
+            options.setdefault("events", EventLog(Keys(settings.redis_prefix), ttl_s))
         return cls(
             connect(settings.redis_url, redis_options),
             prefix=settings.redis_prefix,
@@ -347,6 +356,12 @@ class SessionStore:
                 why=f"restarted as session {session.id}: {why}",
                 source=source,
             ).model_dump(mode="json")
+            if self.events is not None:
+                options["events"] = self.events.spec(
+                    restart_of.id,
+                    session=session.id,
+                    type=EventType.RECORDING_RESTARTED.value,
+                )
         args: list[str | int | float] = [
             session.id,
             repr(now),
@@ -587,6 +602,7 @@ class SessionStore:
             history_limit=self.history_limit,
             retention_s=self.retention_s,
             incr=None if count_attempt is None else attempts_field(count_attempt),
+            events=None if self.events is None else self.events.phase_change(session_id, to),
         )
         session_key = self.keys.session(session_id)
         keys = [session_key, self.keys.history(session_id), self.keys.active()]
@@ -619,6 +635,7 @@ class SessionStore:
             why=why,
             history_limit=self.history_limit,
             retention_s=self.retention_s,
+            events=self.phase_event(session_id, Phase.STOPPED),
         )
         keys = [self.keys.session(session_id), self.keys.history(session_id), self.keys.active()]
         identity = self._identity_key(session_id)
@@ -662,6 +679,7 @@ class SessionStore:
             why=why,
             history_limit=self.history_limit,
             retention_s=self.retention_s,
+            events=self.phase_event(session_id, Phase.RECORDING),
         )
         keys = [self.keys.session(session_id), self.keys.history(session_id), self.keys.active()]
         if identity is not None:
@@ -712,6 +730,11 @@ class SessionStore:
             raise SessionNotFoundError(session_id)
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def phase_event(self, session_id: str, to: Phase) -> dict[str, Any] | None:
+        """The ``events`` parameter of a script that may move the session to ``to`` (``None``
+        when events are off): the scripts that decide the phase themselves (stop, adopt)."""
+        return None if self.events is None else self.events.phase_change(session_id, to)
 
     def _identity_key(self, session_id: str) -> str | None:
         raw = cast(
