@@ -85,7 +85,7 @@ def test_the_readme_python_receiver_is_short_and_verifies_a_signed_request(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     code = _block("python")
-    assert len(code.strip().splitlines()) <= 15
+    assert len([line for line in code.splitlines() if line.strip()]) <= 15
     monkeypatch.setenv("KRTC_EVENTS_WEBHOOK_SECRET", SECRET)
     namespace: dict[str, Any] = {"__name__": "readme_receiver"}
     exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 (the README's own code)
