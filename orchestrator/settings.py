@@ -41,6 +41,7 @@ __all__ = [
     "DEFAULT_ALERT_RETENTION_S",
     "DEFAULT_SCHEDULE_RETENTION_S",
     "DEFAULT_GC_INTERVAL_S",
+    "DEFAULT_EVENTS_RETRY_FOR_S",
     "Credentials",
     "Settings",
     "load_settings",
@@ -110,6 +111,8 @@ DEFAULT_ALERT_RETENTION_S = 30 * 86400
 DEFAULT_SCHEDULE_RETENTION_S = 30 * 86400
 #: Seconds between two runs of the collector (beat's ``krtc.gc``).
 DEFAULT_GC_INTERVAL_S = 300
+#: Seconds a lifecycle event is retried (from when it happened) before it becomes a dead letter.
+DEFAULT_EVENTS_RETRY_FOR_S = 86400
 
 EndpointUrl = Annotated[HttpUrl, UrlConstraints(allowed_schemes=["https", "http"])]
 
@@ -215,6 +218,16 @@ class Settings(BaseSettings):
         default=None,
         description="bearer tokens of the HTTP API, comma-separated; never printed",
     )
+    #: Lifecycle webhooks (orchestrator.events): unset URL = no event is recorded at all.
+    events_webhook_url: SecretStr | None = Field(
+        default=None,
+        description="receiver of lifecycle events, Standard Webhooks (KRTC_EVENTS_WEBHOOK_URL)",
+    )
+    events_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="whsec_<base64 key> signing every event (webhook-signature); never printed",
+    )
+    events_retry_for_s: int = Field(default=DEFAULT_EVENTS_RETRY_FOR_S, ge=1)
     alert_remind_after: float | None = Field(
         default=DEFAULT_ALERT_REMIND_AFTER_S,
         gt=0,

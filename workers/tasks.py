@@ -220,11 +220,14 @@ def register(app: Celery) -> None:
         if getattr(sender, "app", None) is not app:
             return
         try:
-            alerter = runtime.context(settings, app).alerter
-            if alerter is not None:
-                alerter.start()
+            ctx = runtime.context(settings, app)
+            if ctx.alerter is not None:
+                ctx.alerter.start()
+            # Lifecycle events wait in their own outbox; every worker delivers them.
+            if ctx.events is not None:
+                ctx.events.start()
         except Exception:
-            log.exception("could not start alert delivery")
+            log.exception("could not start alert or event delivery")
 
     failures.connect(app)
     worker_ready.connect(deliver_alerts, weak=False)

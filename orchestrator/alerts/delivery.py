@@ -20,7 +20,6 @@ deliver the same way, without depending on the queue whose trouble they may be r
 from __future__ import annotations
 
 import logging
-import os
 import random
 import threading
 import time
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 from orchestrator.alerts.model import Alert
 from orchestrator.alerts.outbox import DEFAULT_LEASE_S, AlertOutbox, Lease
 from orchestrator.alerts.sinks.base import DeliveryError, Sink
+from orchestrator.lane import Lane
 
 __all__ = [
     "DEFAULT_DELIVERY_ATTEMPTS",
@@ -80,44 +80,18 @@ def backoff_s(
     return wait
 
 
-class _Lane:
-    """One sink's thread (in the process that started it)."""
+class _SinkLane(Lane):
+    """One sink's lane (in the process that started it)."""
 
     def __init__(self, sink: Sink, dispatcher: Dispatcher) -> None:
+        super().__init__(
+            f"krtc-alerts-{sink.name}",
+            lambda: dispatcher.work(sink),
+            poll_s=dispatcher.poll_s,
+            closing=dispatcher._closing,
+            describe=f"alert sink {sink.describe()}",
+        )
         self.sink = sink
-        self.wakeup = threading.Event()
-        self._dispatcher = dispatcher
-        self._thread: threading.Thread | None = None
-        self._pid = 0
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        with self._lock:
-            # A forked child inherits the object but not the thread: it starts its own.
-            if self._thread is not None and self._pid == os.getpid():
-                return
-            self._pid = os.getpid()
-            self._thread = threading.Thread(
-                target=self._run, name=f"krtc-alerts-{self.sink.name}", daemon=True
-            )
-            self._thread.start()
-
-    def _run(self) -> None:
-        dispatcher = self._dispatcher
-        while not dispatcher.is_closing:
-            self.wakeup.clear()
-            try:
-                wait = dispatcher.work(self.sink)
-            except Exception:  # a lane must outlive any one alert, and Redis outages
-                log.exception("alert delivery to %s failed", self.sink.describe())
-                wait = dispatcher.poll_s
-            if wait > 0:
-                self.wakeup.wait(min(wait, dispatcher.poll_s))
-
-    def join(self, deadline: float) -> None:
-        thread = self._thread
-        if thread is not None and self._pid == os.getpid():
-            thread.join(max(deadline - time.monotonic(), 0.0))
 
 
 class Dispatcher:
@@ -156,7 +130,7 @@ class Dispatcher:
         self.poll_s = poll_s
         self._rng = rng
         self._closing = threading.Event()
-        self._lanes = [_Lane(sink, self) for sink in sinks]
+        self._lanes = [_SinkLane(sink, self) for sink in sinks]
 
     @property
     def sinks(self) -> list[Sink]:

@@ -12,15 +12,12 @@ retries are decided by one clock, never by comparing the clocks of two hosts.
 
 from __future__ import annotations
 
+from orchestrator.state.lua import NOW_MS
+
 __all__ = ["RAISE", "LEASE", "ACK", "RETRY", "GIVE_UP"]
 
-#: Milliseconds now, from Redis's clock.
-_NOW_MS = """
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-"""
+#: Milliseconds now, from Redis's clock (shared with the event outbox's scripts).
+_NOW_MS = NOW_MS
 
 #: Raise an alert unless (session, kind) has one (or a reminder is due); queue its deliveries.
 RAISE = (

@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "metrics": "orchestrator.cli.metrics:metrics",
     "sandbox": "orchestrator.cli.sandbox:sandbox",
     "dlq": "orchestrator.cli.dlq:dlq",
+    "events": "orchestrator.cli.events:events",
     "layout": "orchestrator.cli.sessions:layout",
     "list": "orchestrator.cli.views:list_sessions",
     "repair": "orchestrator.cli.repair:repair",

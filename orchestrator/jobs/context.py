@@ -11,6 +11,7 @@ from typing import Any
 
 from orchestrator.alerts import Alerter
 from orchestrator.errors import OrchestratorError
+from orchestrator.events import EventDispatcher, EventOutbox
 from orchestrator.krtc.client import KrtcClient
 from orchestrator.krtc.errors import KrtcApiError
 from orchestrator.krtc.retry import RetryPolicy
@@ -118,6 +119,8 @@ class JobContext:
         alerter: the alerter behind ``alert`` when built from settings (closed by :meth:`close`).
         limiter: the per-appId rate limit when one is set (``None``: calls are not limited);
             :meth:`try_pace` asks it directly, with the caller's own longest wait.
+        events: delivers lifecycle events when ``KRTC_EVENTS_WEBHOOK_URL`` is set (workers
+            start it: :meth:`EventDispatcher.start`).
     """
 
     settings: Settings
@@ -132,6 +135,7 @@ class JobContext:
     enqueue: Callable[[str, list[Any]], str] | None = None
     starts: StartQueue | None = None
     limiter: RateLimiter | None = None
+    events: EventDispatcher | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobContext:
@@ -158,6 +162,12 @@ class JobContext:
             ctx.limiter = limiter
         ctx.alerter = Alerter.from_settings(settings, store)
         ctx.alert = ctx.alerter.hook
+        ctx.events = EventDispatcher.from_settings(
+            settings,
+            EventOutbox(store.redis, keys=store.keys),
+            alert=ctx.alert,
+            clock=store.clock,
+        )
         return ctx
 
     @functools.cached_property
@@ -178,6 +188,7 @@ class JobContext:
             keys=self.store.keys,
             history_limit=self.store.history_limit,
             retention_s=self.store.retention_s,
+            events=self.store.events,
         )
 
     @functools.cached_property
@@ -187,6 +198,8 @@ class JobContext:
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Give queued alert deliveries ``timeout_s`` seconds, then close the HTTP session."""
+        if self.events is not None:
+            self.events.close(timeout_s)
         if self.alerter is not None:
             self.alerter.close(timeout_s)
         self.client.close()

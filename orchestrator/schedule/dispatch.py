@@ -33,6 +33,7 @@ from orchestrator.schedule.planner import plan_next
 from orchestrator.schedule.store import START, STOP, ScheduleStore
 from orchestrator.state import Phase, Session, SessionNotFoundError, SessionStore, Source
 from orchestrator.state.errors import StateUnavailableError
+from orchestrator.state.events import EventType
 from orchestrator.tasking.starts import StartQueue
 from orchestrator.tasking.stops import stop_chain
 
@@ -248,6 +249,7 @@ class Dispatcher:
             occurrence.id,
             expect=Outcome.SCHEDULED,
             fields={"outcome": outcome, "reason": reason},
+            emit=EventType.SCHEDULE_MISSED if outcome == Outcome.MISSED else None,
         )
         log.warning("occurrence %s %s: %s", occurrence.id, outcome.value, reason)
         if applied:

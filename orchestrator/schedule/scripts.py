@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from redis import Redis
 from redis.commands.core import Script
 
+from orchestrator.state.events import EMIT
+
 __all__ = ["ScheduleScripts"]
 
 CLAIM = """
@@ -55,22 +57,30 @@ redis.call('HSET', KEYS[4], 'updated_at', ARGV[4])
 return 1
 """
 
-FINISH = """
+FINISH = (
+    EMIT
+    + """
 -- KEYS[1] occurrence hash, KEYS[2] claimed zset, KEYS[3] due zset
 -- ARGV[1] claimed member to release, ARGV[2] outcome expected now ('' = any),
 -- ARGV[3] member to make due ('' = none), ARGV[4] its due time,
--- ARGV[5..] occurrence hash field/value pairs to set
+-- ARGV[5] the event the outcome emits, JSON (orchestrator.state.events; '' = none),
+-- ARGV[6..] occurrence hash field/value pairs to set
 -- Returns 1 when applied, 0 when the occurrence had another outcome (the claim is released).
 local current = redis.call('HGET', KEYS[1], 'outcome')
 if ARGV[2] ~= '' and current ~= ARGV[2] then
   redis.call('ZREM', KEYS[2], ARGV[1])
   return 0
 end
-if #ARGV >= 5 then redis.call('HSET', KEYS[1], unpack(ARGV, 5)) end
+if #ARGV >= 6 then redis.call('HSET', KEYS[1], unpack(ARGV, 6)) end
 if ARGV[3] ~= '' then redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3]) end
 redis.call('ZREM', KEYS[2], ARGV[1])
+if ARGV[5] ~= '' then
+  local ev = cjson.decode(ARGV[5])
+  emit_event(ev, ev.type)
+end
 return 1
 """
+)
 
 CANCEL = """
 -- KEYS[1] occurrence hash, KEYS[2] due zset, KEYS[3] claimed zset

@@ -22,6 +22,7 @@ from orchestrator.schedule.scripts import ScheduleScripts
 from orchestrator.state.backend import redis_errors
 from orchestrator.state.clock import RedisClock
 from orchestrator.state.codec import text
+from orchestrator.state.events import OCCURRENCE_FIELDS, EventLog, EventType, schedule_subject
 from orchestrator.state.keys import DEFAULT_PREFIX, Keys
 
 __all__ = ["START", "STOP", "due_member", "parse_member", "ScheduleStore"]
@@ -69,6 +70,7 @@ class ScheduleStore:
         clock: unix time (injectable for tests); by default Redis' own clock
             (:class:`~orchestrator.state.RedisClock`): due times and leases are compared by
             every beat and worker, so no host's wall clock may decide.
+        events: records ``schedule.missed`` with the outcome (``None``: events are off).
     """
 
     def __init__(
@@ -77,8 +79,10 @@ class ScheduleStore:
         *,
         prefix: str = DEFAULT_PREFIX,
         clock: Callable[[], float] | None = None,
+        events: EventLog | None = None,
     ) -> None:
         self.keys = Keys(prefix)
+        self.events = events
         self._redis = redis
         self._clock: Callable[[], float] = clock if clock is not None else RedisClock(redis)
         self._scripts = ScheduleScripts.register(redis)
@@ -275,6 +279,7 @@ class ScheduleStore:
         expect: Outcome | None,
         fields: Mapping[str, Any],
         then_due: tuple[str, float] | None = None,
+        emit: EventType | None = None,
     ) -> bool:
         """Record the outcome of claimed work and release the claim, in one script.
 
@@ -284,16 +289,34 @@ class ScheduleStore:
                 released either way.
             fields: occurrence fields to set.
             then_due: ``(action, due time)`` of the occurrence to make due next (its stop).
+            emit: the event the outcome emits, recorded in the same script if it applies and
+                events are on (``schedule.missed``).
 
         Returns:
             Whether the fields were applied.
         """
         fields = {**fields, "updated_at": repr(self._clock())}
+        event = ""
+        if emit is not None and self.events is not None:
+            occurrence = cast(
+                "str | bytes | None",
+                self._redis.hget(self.keys.occurrence(occurrence_id), "schedule_id"),
+            )
+            subject = schedule_subject(text(occurrence) if occurrence else occurrence_id)
+            event = json.dumps(
+                self.events.spec(
+                    subject,
+                    fields=OCCURRENCE_FIELDS,
+                    type=emit.value,
+                    ref={"occurrence_id": occurrence_id},
+                )
+            )
         args: builtins.list[str] = [
             due_member(action, occurrence_id),
             expect.value if expect is not None else "",
             due_member(then_due[0], occurrence_id) if then_due else "",
             repr(then_due[1]) if then_due else "0",
+            event,
             *_pairs({k: repr(v) if isinstance(v, float) else v for k, v in fields.items()}),
         ]
         keys = [

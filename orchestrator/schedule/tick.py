@@ -20,7 +20,12 @@ def dispatcher_for(ctx: JobContext) -> Dispatcher:
         found = _dispatchers.get(id(ctx))
         if found is None or found.sessions is not ctx.store:
             found = Dispatcher(
-                ScheduleStore(ctx.store.redis, prefix=ctx.store.keys.prefix, clock=ctx.clock),
+                ScheduleStore(
+                    ctx.store.redis,
+                    prefix=ctx.store.keys.prefix,
+                    clock=ctx.clock,
+                    events=ctx.store.events,
+                ),
                 ctx.store,
                 ctx.send,
                 ctx.alert,

@@ -50,8 +50,10 @@ def transition_args(
     history_limit: int,
     retention_s: int,
     incr: str | None = None,
+    events: Mapping[str, Any] | None = None,
 ) -> str:
-    """The JSON argument of the TRANSITION script (``incr``: a counter field to bump).
+    """The JSON argument of the TRANSITION script (``incr``: a counter field to bump;
+    ``events``: the event the change emits, see :mod:`orchestrator.state.events`).
 
     Raises:
         ValueError: a field cannot be changed, or ``allowed_from`` is empty.
@@ -87,45 +89,65 @@ def transition_args(
         params["entry"] = dict(entry)
     if incr is not None:
         params["incr"] = incr
+    if events is not None:
+        params["events"] = dict(events)
     return json.dumps(params)
 
 
-def stop_args(*, now: float, source: Source, why: str, history_limit: int, retention_s: int) -> str:
-    """The JSON argument of the REQUEST_STOP script."""
-    return json.dumps(
-        {
-            "now": repr(now),
-            "at": now,
-            "why": why,
-            "source": Source(source).value,
-            "pending": Phase.PENDING.value,
-            "stopped": Phase.STOPPED.value,
-            "desired": Desired.STOPPED.value,
-            "limit": history_limit,
-            "retention": retention_s,
-            "finished": _FINISHED,
-        }
-    )
+def stop_args(
+    *,
+    now: float,
+    source: Source,
+    why: str,
+    history_limit: int,
+    retention_s: int,
+    events: Mapping[str, Any] | None = None,
+) -> str:
+    """The JSON argument of the REQUEST_STOP script (``events``: that of a cancellation)."""
+    params: dict[str, Any] = {
+        "now": repr(now),
+        "at": now,
+        "why": why,
+        "source": Source(source).value,
+        "pending": Phase.PENDING.value,
+        "stopped": Phase.STOPPED.value,
+        "desired": Desired.STOPPED.value,
+        "limit": history_limit,
+        "retention": retention_s,
+        "finished": _FINISHED,
+    }
+    if events is not None:
+        params["events"] = dict(events)
+    return json.dumps(params)
 
 
 def adopt_args(
-    *, sid: str, now: float, source: Source, why: str, history_limit: int, retention_s: int
+    *,
+    sid: str,
+    now: float,
+    source: Source,
+    why: str,
+    history_limit: int,
+    retention_s: int,
+    events: Mapping[str, Any] | None = None,
 ) -> str:
-    """The JSON argument of the ADOPT_SID script."""
-    return json.dumps(
-        {
-            "sid": sid,
-            "now": repr(now),
-            "at": now,
-            "why": why,
-            "source": Source(source).value,
-            "recording": Phase.RECORDING.value,
-            "stopped": Desired.STOPPED.value,
-            "limit": history_limit,
-            "retention": retention_s,
-            "finished": _FINISHED,
-        }
-    )
+    """The JSON argument of the ADOPT_SID script (``events``: that of a session now
+    recording)."""
+    params: dict[str, Any] = {
+        "sid": sid,
+        "now": repr(now),
+        "at": now,
+        "why": why,
+        "source": Source(source).value,
+        "recording": Phase.RECORDING.value,
+        "stopped": Desired.STOPPED.value,
+        "limit": history_limit,
+        "retention": retention_s,
+        "finished": _FINISHED,
+    }
+    if events is not None:
+        params["events"] = dict(events)
+    return json.dumps(params)
 
 
 def hash_pairs(flat: Sequence[str | bytes]) -> dict[str, str]:

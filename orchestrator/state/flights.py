@@ -26,6 +26,7 @@ from orchestrator.state.backend import redis_errors
 from orchestrator.state.changes import adopt_args, hash_pairs, transition_args
 from orchestrator.state.codec import attempts_field, session_from_hash, text
 from orchestrator.state.errors import SessionNotFoundError
+from orchestrator.state.events import EventLog
 from orchestrator.state.keys import Keys
 from orchestrator.state.results import AdoptOutcome, AdoptResult
 from orchestrator.state.runs import DEFAULT_RUN_TTL_S
@@ -111,6 +112,7 @@ class StartFlights:
         keys: the key names (the session store's).
         history_limit, retention_s: as the session store's.
         run_ttl_s: seconds a run's counters live after their last change.
+        events: records ``recording.started`` with the sid (``None``: events are off).
     """
 
     def __init__(
@@ -121,12 +123,14 @@ class StartFlights:
         history_limit: int,
         retention_s: int,
         run_ttl_s: int = DEFAULT_RUN_TTL_S,
+        events: EventLog | None = None,
     ) -> None:
         self._redis = redis
         self.keys = keys
         self.history_limit = history_limit
         self.retention_s = retention_s
         self.run_ttl_s = run_ttl_s
+        self.events = events
         self._begin = redis.register_script(BEGIN_START)
         self._finish = redis.register_script(FINISH_START)
 
@@ -198,6 +202,11 @@ class StartFlights:
             why=why,
             history_limit=self.history_limit,
             retention_s=self.retention_s,
+            events=(
+                None
+                if self.events is None
+                else self.events.phase_change(session.id, Phase.RECORDING)
+            ),
         )
         with redis_errors(self._redis):
             outcome, found, flat = self._finish(

@@ -36,6 +36,20 @@ are percent-encoded, so a ``:`` inside a channel name can never make two keys co
     {p}:alerts:undelivered              list     deliveries given up (JSON), newest first,
                                                  capped
     {p}:alerts:undelivered:count        hash     deliveries given up per sink
+    {p}:event:{id}                      string   one lifecycle event (JSON: type, subject, time,
+                                                 snapshot of the session); expires
+    {p}:event:{id}:delivery             hash     its delivery: state (pending, delivered,
+                                                 dead), attempts, last error; expires
+    {p}:events                          zset     event ids, scored by when they happened (ms)
+    {p}:events:of:{subject}             list     event ids of one subject (a session, or
+                                                 ``schedule:{id}``), oldest first; expires
+    {p}:events:queue:{subject}          list     its events not yet delivered, head first:
+                                                 only the head is ever in flight (order)
+    {p}:events:outbox                   zset     subjects with a queued event, scored by when
+                                                 the head may be taken (Redis ms): due, end of
+                                                 a lease, or next retry
+    {p}:events:dead                     zset     events given up (dead letters), scored by
+                                                 when (ms)
     {p}:reconcile:round                 hash     the reconcile round under way: id, pending
                                                  batches, started, sessions, changes
     {p}:reconcile:spacing               string   present for most of an interval after a round
@@ -174,6 +188,34 @@ class Keys:
     def alerts_undelivered_counts(self) -> str:
         """The hash of deliveries given up per sink."""
         return f"{self.prefix}:alerts:undelivered:count"
+
+    def event(self, event_id: str) -> str:
+        """One lifecycle event (JSON)."""
+        return f"{self.prefix}:event:{_part(event_id)}"
+
+    def event_delivery(self, event_id: str) -> str:
+        """The delivery state of one event (hash: state, attempts, error, ...)."""
+        return f"{self.prefix}:event:{_part(event_id)}:delivery"
+
+    def events(self) -> str:
+        """The sorted set of event ids, scored by when they happened (Redis ms)."""
+        return f"{self.prefix}:events"
+
+    def events_of(self, subject: str) -> str:
+        """The list of one subject's event ids, oldest first."""
+        return f"{self.prefix}:events:of:{_part(subject)}"
+
+    def event_queue(self, subject: str) -> str:
+        """The list of one subject's events still to deliver, head first."""
+        return f"{self.prefix}:events:queue:{_part(subject)}"
+
+    def events_outbox(self) -> str:
+        """The sorted set of subjects with events to deliver, scored by when the head is due."""
+        return f"{self.prefix}:events:outbox"
+
+    def events_dead(self) -> str:
+        """The sorted set of events given up, scored by when (Redis ms)."""
+        return f"{self.prefix}:events:dead"
 
     def rate_limit(self, app_id: str) -> str:
         """The state of the per-appId request rate limit (shared by every worker)."""

@@ -23,6 +23,7 @@ from orchestrator.state.errors import (
     SessionNotFoundError,
     StateBackendError,
 )
+from orchestrator.state.events import EventLog, EventType
 from orchestrator.state.ids import new_session_id
 from orchestrator.state.keys import Keys
 from orchestrator.state.results import CreateResult, StopOutcome, StopRequestResult
@@ -87,8 +88,10 @@ class CreatePlan:
         why: str = "start requested",
         outbox: Callable[[str], tuple[str, str]] | None = None,
         restart_of: Session | None = None,
+        events: EventLog | None = None,
     ) -> CreatePlan:
-        """The plan of :meth:`SessionStore.create` with these arguments (see there).
+        """The plan of :meth:`SessionStore.create` with these arguments (see there); ``events``
+        records the ``recording.restarted`` event of a restart (``None``: events are off).
 
         Raises:
             ValueError: as :meth:`SessionStore.create`.
@@ -162,6 +165,12 @@ class CreatePlan:
                 why=f"restarted as session {session.id}: {why}",
                 source=source,
             ).model_dump(mode="json")
+            if events is not None:
+                options["events"] = events.spec(
+                    restart_of.id,
+                    session=session.id,
+                    type=EventType.RECORDING_RESTARTED.value,
+                )
         args: list[str | int | float] = [
             session.id,
             repr(now),

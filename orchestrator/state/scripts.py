@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from redis import Redis
 from redis.commands.core import Script
 
+from orchestrator.state.events import EMIT
+
 __all__ = [
     "CREATE",
     "TRANSITION",
@@ -30,8 +32,11 @@ __all__ = [
     "Scripts",
 ]
 
-# Shared by TRANSITION and REQUEST_STOP, which use the same first four KEYS.
-_HELPERS = """
+# Shared by TRANSITION and REQUEST_STOP, which use the same first four KEYS; with the event
+# recorder (orchestrator.state.events), which snapshots KEYS[1].
+_HELPERS = (
+    EMIT
+    + """
 local function member(list, value)
   for _, v in ipairs(list) do
     if v == value then return true end
@@ -64,10 +69,13 @@ local function keep_history_expiry()
   if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
 end
 """
+)
 
 #: Create a session unless its idempotency key or its identity is taken (spec D11); optionally
 #: as the restart of a failed session (spec D14), linked to it in the same step.
-CREATE = """
+CREATE = (
+    EMIT
+    + """
 -- KEYS[1] session hash        {p}:session:{id}
 -- KEYS[2] history list        {p}:session:{id}:history
 -- KEYS[3] identity            {p}:identity:{appId}:{cname}:{uid}
@@ -80,7 +88,8 @@ CREATE = """
 -- ARGV[2] creation time, unix seconds (the zset score)
 -- ARGV[3] time to live of the idempotency key, seconds
 -- ARGV[4] the first history entry (JSON)
--- ARGV[5] JSON options o = {idem, outbox, failed: KEYS indexes (0: none), message: the outbox
+-- ARGV[5] JSON options o = {events: the recording.restarted event (absent: none),
+--   idem, outbox, failed: KEYS indexes (0: none), message: the outbox
 --         message, link: the history entry for the failed session, limit: history entries
 --         kept, failed_phase, recording: the values a restartable session has}
 -- ARGV[6..] field, value, field, value, ... of the session hash
@@ -121,12 +130,14 @@ if o.failed > 0 then
   redis.call('LTRIM', history, -o.limit, -1)
   local ttl = redis.call('PTTL', failed)
   if ttl > 0 then redis.call('PEXPIRE', history, ttl) end
+  if o.events then emit_event(o.events, o.events.type) end
 end
 if o.outbox > 0 then
   redis.call('LPUSH', KEYS[o.outbox], o.message)
 end
 return {ARGV[1], 'created'}
 """
+)
 
 #: Compare-and-set on the phase, with field updates and a history entry.
 TRANSITION = (
@@ -145,7 +156,9 @@ TRANSITION = (
 --   entry: {at, what, why, source} to append to the history (absent: none); when the phase
 --          changes, 'phase <old> -> <new>' is put in front of what,
 --   limit: history entries to keep, retention: seconds a finished session is kept,
---   finished: the final phases }
+--   finished: the final phases,
+--   events: the event of a change to phase events.to from a phase in events.from (absent:
+--           none; see orchestrator.state.events) }
 -- A session in a final phase never leaves it: a change of phase is refused, field updates are
 -- not. Returns {applied 1/0, phase found, HGETALL after}; {-1, '', {}} if there is no session.
 local p = cjson.decode(ARGV[2])
@@ -187,6 +200,10 @@ if to and member(p.finished, to) then
 elseif was_finished and p.entry then
   keep_history_expiry()
 end
+local ev = p.events
+if to and ev and to == ev.to and ((not ev.from) or member(ev.from, found)) then
+  emit_event(ev, ev.type)
+end
 return {1, found, redis.call('HGETALL', KEYS[1])}
 """
 )
@@ -202,7 +219,8 @@ REQUEST_STOP = (
 --   now: updated_at value, at: history time, why, source,
 --   pending: the phase in which the start was not sent yet, stopped: the phase to cancel to,
 --   desired: the desired value meaning "stopped",
---   limit, retention, finished: as for TRANSITION }
+--   limit, retention, finished: as for TRANSITION,
+--   events: the event of a cancellation (absent: none) }
 -- Returns {outcome, phase found, HGETALL after}; outcome is 'missing' (no session), 'finished'
 -- (already in a final phase: only desired is recorded, so that no restart follows),
 -- 'cancelled' (was pending: now stopped), 'already_requested' (desired was already stopped:
@@ -230,6 +248,7 @@ if found == p.pending then
     .. ' (cancelled before the start was sent)'
   push_history(entry, p.limit)
   finish(ARGV[1], p.retention, p.now)
+  if p.events then emit_event(p.events, p.events.type) end
   return {'cancelled', found, redis.call('HGETALL', KEYS[1])}
 end
 if desired == p.desired then
@@ -252,7 +271,8 @@ ADOPT_SID = (
 -- ARGV[2] JSON {
 --   sid: the sid of the answer, now: updated_at value, at, why, source,
 --   recording: the phase to move an unfinished session to, stopped: the desired value that
---   means "stop it", limit, retention, finished: as for TRANSITION }
+--   means "stop it", limit, retention, finished: as for TRANSITION,
+--   events: the event of a session that now records (absent: none) }
 -- Returns {outcome, phase found, HGETALL after}; outcome is
 --   'missing'   no session (the caller stops the recording the sid names);
 --   'same'      the session already has this sid: nothing changed;
@@ -290,6 +310,7 @@ local change = 'set sid'
 if found ~= p.recording then change = 'phase ' .. found .. ' -> ' .. p.recording .. '; set sid' end
 entry.what = change
 push_history(entry, p.limit)
+if p.events then emit_event(p.events, p.events.type) end
 if desired == p.stopped then return {'must_stop', found, redis.call('HGETALL', KEYS[1])} end
 return {'recording', found, redis.call('HGETALL', KEYS[1])}
 """

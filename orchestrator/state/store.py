@@ -42,6 +42,7 @@ from orchestrator.state.errors import (
     CorruptSessionError,
     SessionNotFoundError,
 )
+from orchestrator.state.events import EventLog
 from orchestrator.state.keys import DEFAULT_PREFIX, Keys
 from orchestrator.state.plans import (
     IDENTITY_FIELDS,
@@ -118,6 +119,8 @@ class SessionStore:
             (:class:`RedisClock`), so that every process compares times on one clock.
         read_retry: how reads are retried after a connection error (writes never are: see
             :mod:`orchestrator.state.connection`).
+        events: records lifecycle events in the changes' scripts (``None``: no event is
+            recorded; see :mod:`orchestrator.state.events`).
 
     Raises:
         ValueError: a limit is not positive, or ``idempotency_ttl_s > retention_s``.
@@ -133,6 +136,7 @@ class SessionStore:
         idempotency_ttl_s: int = DEFAULT_IDEMPOTENCY_TTL_S,
         clock: Callable[[], float] | None = None,
         read_retry: ReadRetry | None = None,
+        events: EventLog | None = None,
     ) -> None:
         for name, value in (
             ("history_limit", history_limit),
@@ -154,6 +158,7 @@ class SessionStore:
         self._clock: Callable[[], float] = clock if clock is not None else RedisClock(redis)
         self._read_retry = read_retry or ReadRetry()
         self._scripts = Scripts.register(redis)
+        self.events = events
 
     @classmethod
     def from_url(
@@ -194,6 +199,10 @@ class SessionStore:
         # An idempotency key is remembered as long as a finished session is kept.
         options.setdefault("retention_s", settings.session_retention_s)
         options.setdefault("idempotency_ttl_s", options["retention_s"])
+        if settings.events_webhook_url and settings.events_webhook_url.get_secret_value():
+            # Kept past the retries (a dead letter stays listable) and as long as sessions.
+            ttl_s = max(settings.session_retention_s, 2 * settings.events_retry_for_s)
+            options.setdefault("events", EventLog(Keys(settings.redis_prefix), ttl_s))
         return cls(
             connect(settings.redis_url, redis_options),
             prefix=settings.redis_prefix,
@@ -297,6 +306,7 @@ class SessionStore:
             why=why,
             outbox=outbox,
             restart_of=restart_of,
+            events=self.events,
         )
         for _ in range(2):
             with redis_errors(self._redis):
@@ -513,6 +523,7 @@ class SessionStore:
             history_limit=self.history_limit,
             retention_s=self.retention_s,
             incr=None if count_attempt is None else attempts_field(count_attempt),
+            events=None if self.events is None else self.events.phase_change(session_id, to),
         )
         session_key = self.keys.session(session_id)
         keys = [session_key, self.keys.history(session_id), self.keys.active()]
@@ -545,6 +556,7 @@ class SessionStore:
             why=why,
             history_limit=self.history_limit,
             retention_s=self.retention_s,
+            events=self.phase_event(session_id, Phase.STOPPED),
         )
         keys = stop_keys(self.keys, session_id, self._identity_key(session_id))
         with redis_errors(self._redis):
@@ -581,6 +593,7 @@ class SessionStore:
             why=why,
             history_limit=self.history_limit,
             retention_s=self.retention_s,
+            events=self.phase_event(session_id, Phase.RECORDING),
         )
         keys = [self.keys.session(session_id), self.keys.history(session_id), self.keys.active()]
         if identity is not None:
@@ -631,6 +644,11 @@ class SessionStore:
             raise SessionNotFoundError(session_id)
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def phase_event(self, session_id: str, to: Phase) -> dict[str, Any] | None:
+        """The ``events`` parameter of a script that may move the session to ``to`` (``None``
+        when events are off): the scripts that decide the phase themselves (stop, adopt)."""
+        return None if self.events is None else self.events.phase_change(session_id, to)
 
     def _identity_key(self, session_id: str) -> str | None:
         raw = cast(

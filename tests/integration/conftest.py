@@ -4,6 +4,7 @@
 instead: add one import line per module.
 """
 
+from tests.integration.receiver_fixture import receiver  # noqa: F401
 from tests.integration.sandbox_fixture import (  # noqa: F401
     sandbox,
     sandbox_factory,

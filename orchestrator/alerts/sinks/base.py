@@ -13,6 +13,7 @@ message they log or raise is scrubbed of the URL's secrets (:mod:`orchestrator.a
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import requests
@@ -27,6 +28,7 @@ __all__ = [
     "DeliveryError",
     "Sink",
     "HttpSink",
+    "post",
 ]
 
 DEFAULT_CONNECT_TIMEOUT_S = 3.05
@@ -152,30 +154,17 @@ class HttpSink(Sink):
 
     def deliver(self, alert: Alert) -> None:
         body = self.body(alert)
-        try:
-            response = self._session.post(
-                self.target(),
-                data=body,
-                headers=self.headers(alert, body),
-                timeout=self.timeout_s,
-                allow_redirects=False,
-            )
-        except requests.RequestException as exc:
-            detail = self.scrub(str(exc) or type(exc).__name__)
-            raise DeliveryError(
-                f"{self.describe()}: {type(exc).__name__}: {detail}", retryable=True
-            ) from None
+        response = post(
+            self._session,
+            self.target(),
+            body,
+            self.headers(alert, body),
+            timeout_s=self.timeout_s,
+            describe=self.describe(),
+            scrub=self.scrub,
+        )
         with response:
-            status = response.status_code
-            if 200 <= status < 300:
-                self.check_answer(response)
-                return
-            snippet = self.scrub(response.text[:200])
-            raise DeliveryError(
-                f"{self.describe()}: HTTP {status}: {snippet}",
-                retryable=status >= 500 or status in _RETRYABLE_STATUSES,
-                retry_after_s=_retry_after(response),
-            )
+            self.check_answer(response)
 
     def scrub(self, text: str) -> str:
         return self.redacted.scrub(text)
@@ -220,6 +209,47 @@ class HttpSink(Sink):
         raise DeliveryError(
             f"{self.describe()}: {field} {code}: {self.scrub(str(message)[:200])}",
             retryable=isinstance(code, int) and code in retryable,
+        )
+
+
+def post(
+    session: requests.Session,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    timeout_s: tuple[float, float],
+    describe: str,
+    scrub: Callable[[str], str],
+) -> requests.Response:
+    """POST ``body`` once, redirects off; the 2xx answer (the caller closes it).
+
+    Args:
+        session, url, body, headers: the request (the URL is never quoted in errors).
+        timeout_s: connect and read timeouts.
+        describe: the receiver for error messages, without secrets.
+        scrub: removes secrets from texts quoted in errors.
+
+    Raises:
+        DeliveryError: a transport error or a timeout (retryable), or a non-2xx answer
+            (retryable for 5xx, 408, 425 and 429; with the ``Retry-After`` hint).
+    """
+    try:
+        response = session.post(
+            url, data=body, headers=headers, timeout=timeout_s, allow_redirects=False
+        )
+    except requests.RequestException as exc:
+        detail = scrub(str(exc) or type(exc).__name__)
+        raise DeliveryError(f"{describe}: {type(exc).__name__}: {detail}", retryable=True) from None
+    status = response.status_code
+    if 200 <= status < 300:
+        return response
+    with response:
+        snippet = scrub(response.text[:200])
+        raise DeliveryError(
+            f"{describe}: HTTP {status}: {snippet}",
+            retryable=status >= 500 or status in _RETRYABLE_STATUSES,
+            retry_after_s=_retry_after(response),
         )
 
 
