@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from orchestrator.jobs.context import JobContext
 from orchestrator.jobs.unreadable import CORRUPT_SESSION
+from orchestrator.reconcile.failover import sweep
 from orchestrator.reconcile.rounds import RoundGate, RoundSummary, batches
 from orchestrator.reconcile.session import Outcome, reconcile_session
 from orchestrator.state import CorruptSessionError
@@ -47,6 +48,8 @@ def fan_out(ctx: JobContext) -> str | None:
     round_id = gate.begin()
     if round_id is None:
         return None
+    # Lost starts and stops of a failover (or of unacknowledged writes) are queued first.
+    sweep(ctx)
     ids = ctx.store.active_ids()
     # A fresh order each round: the sessions that the rate limit leaves out (the last ones to
     # ask for a slot) are not the same ones every round.
@@ -216,5 +219,6 @@ def run_once(ctx: JobContext, *, concurrency: int = 16) -> tuple[list[Outcome], 
     It has no deadline (nothing times it out); the rate limit still applies to its queries.
     """
     started = time.monotonic()
+    sweep(ctx)
     outcomes = reconcile_many(ctx, ctx.store.active_ids(), concurrency=concurrency)
     return outcomes, time.monotonic() - started

@@ -49,6 +49,7 @@ from orchestrator.state.errors import (
 )
 from orchestrator.state.ids import new_session_id
 from orchestrator.state.keys import DEFAULT_PREFIX, Keys
+from orchestrator.state.replication import ReplicaAcks
 from orchestrator.state.results import (
     AdoptOutcome,
     AdoptResult,
@@ -117,6 +118,9 @@ class SessionStore:
             (:class:`RedisClock`), so that every process compares times on one clock.
         read_retry: how reads are retried after a connection error (writes never are: see
             :mod:`orchestrator.state.connection`).
+        replica_acks: how the writes callers rely on wait for the replicas (default: one
+            acknowledgement when the primary has replicas, within 500 ms); see
+            :mod:`orchestrator.state.replication`.
 
     Raises:
         ValueError: a limit is not positive, or ``idempotency_ttl_s > retention_s``.
@@ -132,6 +136,7 @@ class SessionStore:
         idempotency_ttl_s: int = DEFAULT_IDEMPOTENCY_TTL_S,
         clock: Callable[[], float] | None = None,
         read_retry: ReadRetry | None = None,
+        replica_acks: ReplicaAcks | None = None,
     ) -> None:
         for name, value in (
             ("history_limit", history_limit),
@@ -153,6 +158,8 @@ class SessionStore:
         self._clock: Callable[[], float] = clock if clock is not None else RedisClock(redis)
         self._read_retry = read_retry or ReadRetry()
         self._scripts = Scripts.register(redis)
+        #: Waits for the replicas after a write a caller relies on (the producers' and jobs').
+        self.replica_acks = replica_acks or ReplicaAcks(redis, self.keys)
 
     @classmethod
     def from_url(
@@ -193,8 +200,12 @@ class SessionStore:
         # An idempotency key is remembered as long as a finished session is kept.
         options.setdefault("retention_s", settings.session_retention_s)
         options.setdefault("idempotency_ttl_s", options["retention_s"])
+        client = connect(settings.redis_url, redis_options)
+        options.setdefault(
+            "replica_acks", ReplicaAcks.from_settings(client, Keys(settings.redis_prefix), settings)
+        )
         return cls(
-            connect(settings.redis_url, redis_options),
+            client,
             prefix=settings.redis_prefix,
             read_retry=ReadRetry(redis_options.read_retries),
             **options,

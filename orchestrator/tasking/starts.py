@@ -17,6 +17,7 @@ from celery import Celery
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from orchestrator.state import CreateResult, SessionStore, StoredNotQueuedError
+from orchestrator.state.connection import same_server
 from orchestrator.tasking.message import celery_message
 from orchestrator.tasking.queues import send_task
 
@@ -56,7 +57,10 @@ class StartQueue:
         if celery is None:
             self.outbox = False
         elif outbox is None:
-            self.outbox = same_redis(store, str(celery.conf.broker_url))
+            transport = celery.conf.broker_transport_options or {}
+            self.outbox = same_redis(
+                store, str(celery.conf.broker_url), transport.get("master_name")
+            )
         else:
             self.outbox = outbox
 
@@ -68,8 +72,12 @@ class StartQueue:
             stored but its start could not be sent (the reconciler re-queues it).
         """
         result = self.store.create(**create, outbox=self._message if self.outbox else None)
-        if result.created and not self.outbox:
-            self.send(START_TASK, [result.session.id])
+        if result.created:
+            if not self.outbox:
+                self.send(START_TASK, [result.session.id])
+            # The session and its message (the outbox's) on the replicas before the caller
+            # relies on them; a separate broker's message is not covered.
+            self.store.replica_acks.confirm("create", [result.session.id])
         return result
 
     def send(self, task: str, args: list[Any]) -> str:
@@ -96,18 +104,7 @@ class StartQueue:
         return message.key, message.payload
 
 
-def same_redis(store: SessionStore, broker_url: str) -> bool:
-    """Whether the broker is the Redis server and database the store writes to."""
-    from redis.connection import parse_url
-
-    try:
-        broker = parse_url(broker_url)  # type: ignore[no-untyped-call]
-    except ValueError:
-        return False
-    ours = store.redis.connection_pool.connection_kwargs
-    return (
-        broker.get("host", "localhost") == ours.get("host", "localhost")
-        and int(broker.get("port", 6379)) == int(ours.get("port", 6379))
-        and int(broker.get("db", 0)) == int(ours.get("db", 0))
-        and broker.get("path") == ours.get("path")
-    )
+def same_redis(store: SessionStore, broker_url: str, master_name: str | None = None) -> bool:
+    """Whether the broker is the Redis server (or Sentinel-monitored primary) and database the
+    store writes to."""
+    return same_server(store.redis, broker_url, master_name)

@@ -52,18 +52,25 @@ def stop_chain(
             and the reconciler queues any stop that could not be sent.
     """
     result = store.request_stop(session_id, why=why, source=source)
+    stopped = [result.session.id]
     for _ in range(MAX_RESTART_HOPS):
         if result.needs_stop_call:
             send(STOP_TASK, [result.session.id])
         successor = result.session.restarted_to
         if successor is None:
+            # The stop requests and their messages on the replicas before the caller relies on
+            # them (a failover right after this call keeps them).
+            store.replica_acks.confirm("stop", stopped)
             return result
         try:
             result = store.request_stop(
                 successor, why=f"{why} (restart of session {result.session.id})", source=source
             )
+            stopped.append(result.session.id)
         except SessionNotFoundError:
             log.warning("session %s: its successor %s is gone", result.session.id, successor)
+            store.replica_acks.confirm("stop", stopped)
             return result
+    store.replica_acks.confirm("stop", stopped)
     log.warning("stop of session %s: restart chain longer than %d", session_id, MAX_RESTART_HOPS)
     return result
