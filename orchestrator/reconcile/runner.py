@@ -44,12 +44,14 @@ def gate_for(ctx: JobContext) -> RoundGate:
 
 def fan_out(ctx: JobContext) -> str | None:
     """Begin a round and queue its batches; ``None`` if a round is under way or too recent."""
+    # Lost starts and stops of a failover (or of unacknowledged writes) are queued first, on
+    # every tick: a round begun before the failover may hold the gate until its lost batches
+    # come back (the visibility timeout). Only one tick sees the old primary (GETSET).
+    sweep(ctx)
     gate = gate_for(ctx)
     round_id = gate.begin()
     if round_id is None:
         return None
-    # Lost starts and stops of a failover (or of unacknowledged writes) are queued first.
-    sweep(ctx)
     ids = ctx.store.active_ids()
     # A fresh order each round: the sessions that the rate limit leaves out (the last ones to
     # ask for a slot) are not the same ones every round.
