@@ -31,6 +31,8 @@ __all__ = [
     "DEFAULT_REDIS_SOCKET_TIMEOUT_S",
     "DEFAULT_REDIS_HEALTH_CHECK_INTERVAL_S",
     "DEFAULT_REDIS_READ_RETRIES",
+    "DEFAULT_REDIS_MASTER_NAME",
+    "DEFAULT_REDIS_ACK_TIMEOUT_MS",
     "DEFAULT_HTTP_POOL_SIZE",
     "DEFAULT_ALERT_REMIND_AFTER_S",
     "DEFAULT_SID_WAIT_S",
@@ -66,6 +68,10 @@ DEFAULT_REDIS_SOCKET_TIMEOUT_S = 2.0
 DEFAULT_REDIS_HEALTH_CHECK_INTERVAL_S = 15
 #: Times a read of the session store is sent again after a connection error (never a write).
 DEFAULT_REDIS_READ_RETRIES = 2
+#: The primary Sentinel monitors, when REDIS_URL is a ``sentinel://`` URL.
+DEFAULT_REDIS_MASTER_NAME = "mymaster"
+#: Milliseconds a write the caller relies on waits for its replicas' acknowledgement (WAIT).
+DEFAULT_REDIS_ACK_TIMEOUT_MS = 500
 #: Seconds before the broker hands an unacknowledged task to another worker (after a crash).
 #: Must exceed the longest task run plus the largest retry delay (checked at start-up).
 DEFAULT_VISIBILITY_TIMEOUT_S = 300
@@ -156,6 +162,28 @@ class Settings(BaseSettings):
     redis_socket_timeout_s: float = Field(default=DEFAULT_REDIS_SOCKET_TIMEOUT_S, gt=0, le=60)
     redis_health_check_interval_s: int = Field(default=DEFAULT_REDIS_HEALTH_CHECK_INTERVAL_S, ge=0)
     redis_read_retries: int = Field(default=DEFAULT_REDIS_READ_RETRIES, ge=0, le=10)
+    #: High availability (REDIS_URL ``sentinel://...``; docs/operations.md).
+    redis_master_name: str = Field(
+        default=DEFAULT_REDIS_MASTER_NAME,
+        min_length=1,
+        description="the primary Sentinel monitors (KRTC_REDIS_MASTER_NAME)",
+    )
+    redis_sentinel_password: SecretStr | None = Field(
+        default=None,
+        description="the Sentinels' password if it differs from the data nodes'; never printed",
+    )
+    redis_min_replicas_ack: int | None = Field(
+        default=None,
+        ge=0,
+        description="replicas that must acknowledge a relied-on write (unset: 1 when the "
+        "primary has replicas, else 0)",
+    )
+    redis_ack_timeout_ms: int = Field(
+        default=DEFAULT_REDIS_ACK_TIMEOUT_MS,
+        ge=1,
+        le=60_000,
+        description="milliseconds a relied-on write waits for its replicas (WAIT)",
+    )
     visibility_timeout: int = Field(default=DEFAULT_VISIBILITY_TIMEOUT_S, ge=5)
     #: Workers send Celery task events from the start (each costs Redis round trips per task).
     #: Off by default: Flower turns them on in the workers it watches (its ``enable_events``).

@@ -31,7 +31,9 @@ DEFAULT_METRICS_PORT = 9808
 
 
 def safe_url(url: str) -> str:
-    """``url`` with its password (if any) replaced by ``***``."""
+    """``url`` with its password (if any) replaced by ``***`` (each address of a Sentinel URL)."""
+    if ";" in url:
+        return ";".join(safe_url(part) for part in url.split(";"))
     parts = urlsplit(url)
     if parts.password is None:
         return url

@@ -146,6 +146,8 @@ def _log_sid(session: Session, sid: str, why: str) -> None:
 
 def _after_adopt(ctx: JobContext, session: Session, sid: str, result: AdoptResult) -> str:
     """Stop what no session follows, queue a stop requested meanwhile; the outcome line."""
+    # The sid on the replicas: a failover must not forget a recording the server runs.
+    ctx.store.replica_acks.confirm("sid", [session.id])
     if result.is_stray:
         where = "is gone" if result.session is None else f"is {result.session.phase.value}"
         if result.outcome == AdoptOutcome.OTHER and result.session is not None:

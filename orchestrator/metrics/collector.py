@@ -18,6 +18,9 @@ metric                              type       labels          from
 ``krtc_redis_maxmemory_bytes``      gauge                      ``maxmemory`` (0: no limit)
 ``krtc_records``                    gauge      kind            records kept (retention)
 ``krtc_gc_deleted_total``           counter    kind            the collector's deletions
+``krtc_redis_unreplicated_writes_total`` counter kind          relied-on writes the replicas
+                                                               did not acknowledge in time
+``krtc_redis_failovers_total``      counter                    failovers the reconciler noticed
 ==================================  =========  ==============  ==================================
 
 Every known label value is exported, with 0 when nothing happened yet, so that ``rate()`` and
@@ -54,6 +57,7 @@ from orchestrator.retention import KINDS as GC_KINDS
 from orchestrator.state import DeadLetterStore, Keys, Phase, SessionStore
 from orchestrator.state.backend import redis_errors
 from orchestrator.state.codec import text
+from orchestrator.state.replication import UNREPLICATED_KINDS
 from orchestrator.tasking.queues import queue_lengths
 
 __all__ = ["RedisCollector", "ACTIONS", "RECORD_KINDS", "SESSION_PHASES", "SINKS"]
@@ -127,6 +131,7 @@ class RedisCollector(Collector):
             SCHEDULE_LAG_SECONDS,
             hashes[self.keys.metrics_schedule_lag()],
         )
+        yield from self._high_availability(hashes[self.keys.metrics_redis_ha()])
         yield self._skews()
         yield self._queues()
         yield from self._retention()
@@ -183,6 +188,22 @@ class RedisCollector(Collector):
             gc.add_metric([kind], count)
         yield gc
 
+    @staticmethod
+    def _high_availability(raw: dict[str, str]) -> Iterator[Metric]:
+        unreplicated = CounterMetricFamily(
+            "krtc_redis_unreplicated_writes",
+            "Writes callers rely on that too few replicas acknowledged in time, by kind.",
+            labels=["kind"],
+        )
+        for kind in UNREPLICATED_KINDS:
+            unreplicated.add_metric([kind], int(raw.get(f"unreplicated|{kind}", 0)))
+        yield unreplicated
+        yield CounterMetricFamily(
+            "krtc_redis_failovers",
+            "Redis failovers (or restarts) the reconciler noticed: a new primary run id.",
+            value=int(raw.get("failovers", 0)),
+        )
+
     def _skews(self) -> GaugeMetricFamily:
         with redis_errors(self._redis):
             skews = read_skews(self._redis, self.keys, self._store.clock())
@@ -221,6 +242,7 @@ class RedisCollector(Collector):
             self.keys.metrics_api_seconds(),
             self.keys.metrics_reconcile_seconds(),
             self.keys.metrics_schedule_lag(),
+            self.keys.metrics_redis_ha(),
         ]
         with redis_errors(self._redis):
             pipe = self._redis.pipeline(transaction=False)

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from orchestrator.jobs.context import JobContext
 from orchestrator.jobs.unreadable import CORRUPT_SESSION
+from orchestrator.reconcile.failover import sweep
 from orchestrator.reconcile.rounds import RoundGate, RoundSummary, batches
 from orchestrator.reconcile.session import Outcome, reconcile_session
 from orchestrator.state import CorruptSessionError
@@ -43,6 +44,10 @@ def gate_for(ctx: JobContext) -> RoundGate:
 
 def fan_out(ctx: JobContext) -> str | None:
     """Begin a round and queue its batches; ``None`` if a round is under way or too recent."""
+    # Lost starts and stops of a failover (or of unacknowledged writes) are queued first, on
+    # every tick: a round begun before the failover may hold the gate until its lost batches
+    # come back (the visibility timeout). Only one tick sees the old primary (GETSET).
+    sweep(ctx)
     gate = gate_for(ctx)
     round_id = gate.begin()
     if round_id is None:
@@ -216,5 +221,6 @@ def run_once(ctx: JobContext, *, concurrency: int = 16) -> tuple[list[Outcome], 
     It has no deadline (nothing times it out); the rate limit still applies to its queries.
     """
     started = time.monotonic()
+    sweep(ctx)
     outcomes = reconcile_many(ctx, ctx.store.active_ids(), concurrency=concurrency)
     return outcomes, time.monotonic() - started

@@ -20,7 +20,11 @@ __all__ = ["describe", "redis_errors"]
 
 def describe(client: Redis | AsyncRedis) -> str:
     """Where ``client`` connects, as ``host:port`` or a socket path, without credentials."""
-    kwargs = client.connection_pool.connection_kwargs
+    pool = client.connection_pool
+    service = getattr(pool, "service_name", None)
+    if isinstance(service, str):
+        return f"the primary {service!r} (Sentinel)"
+    kwargs = pool.connection_kwargs
     if kwargs.get("path"):
         return str(kwargs["path"])
     return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"

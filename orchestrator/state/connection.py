@@ -18,6 +18,12 @@ with :class:`ReadRetry`: after a *connection error* only (reset, refused, closed
 fast, never after a timeout, which would double the wait. A connection that died while idle in
 the pool is replaced before anything is sent on it (redis-py checks it), so writes recover from
 a Redis restart too.
+
+High availability: ``REDIS_URL`` may name Redis Sentinels instead of a server, in Celery's form
+``sentinel://[:password@]host1:26379;sentinel://host2:26379;.../db`` (:class:`SentinelUrl`).
+The client is then redis-py's ``Sentinel(...).master_for(master_name)``: every new connection
+asks the Sentinels where the primary is, so after a failover the next command reaches the new
+primary (until the Sentinels know it, commands fail with ``StateUnavailableError``).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
+from urllib.parse import quote, unquote, urlsplit
 
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
@@ -33,10 +40,12 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.exceptions import ConnectionError
 from redis.retry import Retry
+from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from orchestrator.settings import (
     DEFAULT_REDIS_CONNECT_TIMEOUT_S,
     DEFAULT_REDIS_HEALTH_CHECK_INTERVAL_S,
+    DEFAULT_REDIS_MASTER_NAME,
     DEFAULT_REDIS_READ_RETRIES,
     DEFAULT_REDIS_SOCKET_TIMEOUT_S,
     Settings,
@@ -48,10 +57,19 @@ __all__ = [
     "KEEPALIVE_IDLE_S",
     "RedisOptions",
     "ReadRetry",
+    "SentinelUrl",
+    "broker_url",
     "connect",
     "connect_async",
+    "is_sentinel_url",
     "redis_client",
+    "same_server",
 ]
+
+#: The scheme of a Sentinel address in ``REDIS_URL`` (Celery's form; one per Sentinel).
+SENTINEL_SCHEME = "sentinel"
+#: Port of a Sentinel whose address names none.
+DEFAULT_SENTINEL_PORT = 26379
 
 T = TypeVar("T")
 
@@ -79,12 +97,17 @@ class RedisOptions:
         health_check_interval_s: seconds a pooled connection may be idle before a PING checks
             it (0: never).
         read_retries: times a read is sent again after a connection error.
+        master_name: the primary the Sentinels monitor (a ``sentinel://`` URL only).
+        sentinel_password: the Sentinels' password (``None``: the data nodes' password, from
+            the URL).
     """
 
     connect_timeout_s: float = DEFAULT_REDIS_CONNECT_TIMEOUT_S
     socket_timeout_s: float = DEFAULT_REDIS_SOCKET_TIMEOUT_S
     health_check_interval_s: int = DEFAULT_REDIS_HEALTH_CHECK_INTERVAL_S
     read_retries: int = DEFAULT_REDIS_READ_RETRIES
+    master_name: str = DEFAULT_REDIS_MASTER_NAME
+    sentinel_password: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RedisOptions:
@@ -94,6 +117,12 @@ class RedisOptions:
             socket_timeout_s=settings.redis_socket_timeout_s,
             health_check_interval_s=settings.redis_health_check_interval_s,
             read_retries=settings.redis_read_retries,
+            master_name=settings.redis_master_name,
+            sentinel_password=(
+                settings.redis_sentinel_password.get_secret_value()
+                if settings.redis_sentinel_password is not None
+                else None
+            ),
         )
 
     def with_timeouts(self, seconds: float) -> RedisOptions:
@@ -139,6 +168,145 @@ class RedisOptions:
             options["health_check_interval"] = self.health_check_interval_s
         return options
 
+    def sentinel_kwargs(self, url: SentinelUrl) -> dict[str, Any]:
+        """The options of the clients that ask the Sentinels (redis-py's ``sentinel_kwargs``):
+        the same timeouts, and the Sentinels' password."""
+        kwargs: dict[str, Any] = {
+            "socket_connect_timeout": self.connect_timeout_s,
+            "socket_timeout": self.socket_timeout_s,
+            "socket_keepalive": True,
+            "socket_keepalive_options": _keepalive_options(),
+        }
+        password = self.sentinel_password if self.sentinel_password is not None else url.password
+        if password:
+            kwargs["password"] = password
+        return kwargs
+
+    def sentinel_transport_options(self, url: SentinelUrl) -> dict[str, Any]:
+        """kombu's and the result backend's transport options for a Sentinel URL."""
+        return {"master_name": self.master_name, "sentinel_kwargs": self.sentinel_kwargs(url)}
+
+
+@dataclass(frozen=True)
+class SentinelUrl:
+    """A ``sentinel://`` ``REDIS_URL``: the Sentinels' addresses, the data nodes' credentials
+    and the database.
+
+    Celery's form is accepted: ``sentinel://[[user]:password@]host[:port][/db]`` for each
+    Sentinel, separated by ``;``. The credentials (of the data nodes) may be given on any one
+    address and the database on any (usually the last); when given more than once they must
+    agree.
+
+    Attributes:
+        hosts: ``(host, port)`` of each Sentinel, in the order given.
+        password: the data nodes' password, if any.
+        username: the data nodes' ACL user, if any.
+        db: the database number.
+    """
+
+    hosts: tuple[tuple[str, int], ...]
+    password: str | None = None
+    username: str | None = None
+    db: int = 0
+
+    @classmethod
+    def parse(cls, url: str) -> SentinelUrl:
+        """Parse ``url``.
+
+        Raises:
+            ValueError: not a Sentinel URL, no address, or contradicting parts (the message
+                never repeats a password).
+        """
+        hosts: list[tuple[str, int]] = []
+        found: dict[str, set[str]] = {"password": set(), "username": set(), "db": set()}
+        for chunk in (part.strip() for part in url.split(";")):
+            if not chunk:
+                continue
+            parts = urlsplit(chunk)
+            if parts.scheme != SENTINEL_SCHEME or not parts.hostname:
+                raise ValueError(
+                    "a Sentinel REDIS_URL is sentinel://[:password@]host:port[/db], one per "
+                    "Sentinel, separated by ';'"
+                )
+            hosts.append((parts.hostname, parts.port or DEFAULT_SENTINEL_PORT))
+            if parts.password:
+                found["password"].add(unquote(parts.password))
+            if parts.username:
+                found["username"].add(unquote(parts.username))
+            db = parts.path.strip("/")
+            if db:
+                if not db.isdigit():
+                    raise ValueError(f"the database of a Sentinel REDIS_URL is a number: {db!r}")
+                found["db"].add(str(int(db)))
+        if not hosts:
+            raise ValueError("a Sentinel REDIS_URL names at least one Sentinel")
+        for name, values in found.items():
+            if len(values) > 1:
+                raise ValueError(f"the addresses of a Sentinel REDIS_URL give different {name}s")
+        return cls(
+            hosts=tuple(hosts),
+            password=next(iter(found["password"]), None),
+            username=next(iter(found["username"]), None),
+            db=int(next(iter(found["db"]), "0")),
+        )
+
+    def for_celery(self) -> str:
+        """The URL again, with the credentials and the database on every address: kombu reads
+        them from the first address, Celery's result backend from the first, and the issue's
+        form puts the database on the last."""
+        auth = ""
+        if self.password or self.username:
+            auth = f"{quote(self.username or '', safe='')}:{quote(self.password or '', safe='')}@"
+        return ";".join(f"{SENTINEL_SCHEME}://{auth}{h}:{p}/{self.db}" for h, p in self.hosts)
+
+
+def is_sentinel_url(url: str) -> bool:
+    """Whether ``url`` names Sentinels (``sentinel://...``) rather than a Redis server."""
+    return url.strip().startswith(f"{SENTINEL_SCHEME}://")
+
+
+def broker_url(url: str) -> str:
+    """``url`` as Celery's broker and result backend should get it (see
+    :meth:`SentinelUrl.for_celery`); any other URL as it is."""
+    return SentinelUrl.parse(url).for_celery() if is_sentinel_url(url) else url
+
+
+def same_server(client: Redis | AsyncRedis, url: str, master_name: str | None = None) -> bool:
+    """Whether ``client`` writes to the server (or Sentinel-monitored primary) and database of
+    ``url``.
+
+    Args:
+        client: a client built by :func:`connect`.
+        url: a Redis or Sentinel URL.
+        master_name: the primary's name, for a Sentinel URL.
+    """
+    from redis.connection import parse_url
+
+    pool = client.connection_pool
+    ours = pool.connection_kwargs
+    if is_sentinel_url(url):
+        try:
+            theirs = SentinelUrl.parse(url)
+        except ValueError:
+            return False
+        return (
+            isinstance(pool, SentinelConnectionPool)
+            and pool.service_name == (master_name or DEFAULT_REDIS_MASTER_NAME)
+            and int(ours.get("db", 0)) == theirs.db
+        )
+    if isinstance(pool, SentinelConnectionPool):
+        return False
+    try:
+        broker = parse_url(url)  # type: ignore[no-untyped-call]
+    except ValueError:
+        return False
+    return (
+        broker.get("host", "localhost") == ours.get("host", "localhost")
+        and int(broker.get("port", 6379)) == int(ours.get("port", 6379))
+        and int(broker.get("db", 0)) == int(ours.get("db", 0))
+        and broker.get("path") == ours.get("path")
+    )
+
 
 class ReadRetry:
     """Runs an idempotent read again after a connection error, with a short jittered backoff.
@@ -183,7 +351,10 @@ def connect(
     """A client of ``url`` with ``options`` (the one way this project builds a Redis client).
 
     Args:
-        url: ``redis://[:password@]host:port/db``, ``rediss://...`` or ``unix:///path``.
+        url: ``redis://[:password@]host:port/db``, ``rediss://...`` (TLS; certificate options
+            in the query: ``ssl_cert_reqs``, ``ssl_ca_certs``, ``ssl_certfile``,
+            ``ssl_keyfile``), ``unix:///path``, or Sentinels (:class:`SentinelUrl`): then
+            a client that follows the primary ``options.master_name``.
         options: timeouts and health checks (default: the defaults of the settings).
         decode_responses: answer ``str`` instead of ``bytes``.
         **overrides: more ``redis.Redis`` arguments, winning over ``options``.
@@ -191,6 +362,25 @@ def connect(
     Raises:
         ValueError: ``url`` is not a Redis URL.
     """
+    options = options or RedisOptions()
+    if is_sentinel_url(url):
+        kwargs = options.client_kwargs()
+        sentinels = SentinelUrl.parse(url)
+        kwargs.update(overrides)
+        kwargs.update(decode_responses=decode_responses, db=sentinels.db)
+        if sentinels.password:
+            kwargs["password"] = sentinels.password
+        if sentinels.username:
+            kwargs["username"] = sentinels.username
+        manager = Sentinel(  # type: ignore[no-untyped-call]
+            list(sentinels.hosts),
+            sentinel_kwargs=options.sentinel_kwargs(sentinels),
+            **kwargs,
+        )
+        client: Redis = manager.master_for(  # type: ignore[no-untyped-call]
+            options.master_name, redis_class=Redis
+        )
+        return client
     kwargs = _client_kwargs(url, options, overrides)
     return Redis.from_url(url, decode_responses=decode_responses, **kwargs)
 
@@ -202,7 +392,14 @@ def connect_async(
     decode_responses: bool = True,
     **overrides: Any,
 ) -> AsyncRedis:
-    """A ``redis.asyncio`` client of ``url``, with the same options as :func:`connect`."""
+    """A ``redis.asyncio`` client of ``url``, with the same options as :func:`connect`.
+
+    Raises:
+        ValueError: ``url`` is not a Redis URL, or names Sentinels (not supported here yet:
+            use the synchronous :class:`~orchestrator.producer.Recorder` with Sentinel).
+    """
+    if is_sentinel_url(url):
+        raise ValueError("the asyncio client does not follow Sentinels yet; use Recorder")
     kwargs = _client_kwargs(url, options, {"retry": AsyncRetry(NoBackoff(), 0), **overrides})
     client: AsyncRedis = AsyncRedis.from_url(url, decode_responses=decode_responses, **kwargs)
     return client

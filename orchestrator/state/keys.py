@@ -63,6 +63,16 @@ are percent-encoded, so a ``:`` inside a channel name can never make two keys co
     {p}:metrics:reconcile:seconds       hash     reconcile round durations: "{le}", "sum", "count"
     {p}:metrics:schedule:lag            hash     seconds scheduled work was dispatched after it
                                                  was due: "{le}", "sum", "count"
+    {p}:metrics:redis:ha                hash     high availability: "unreplicated|{kind}" writes
+                                                 whose replicas did not acknowledge in time,
+                                                 "failovers" the reconciler noticed
+    {p}:ha:barrier                      string   a counter written after a relied-on write, so
+                                                 that WAIT on its connection covers that write
+    {p}:ha:unsure                       zset     sessions whose relied-on write was not
+                                                 acknowledged by the replicas, scored by when
+                                                 (Redis time): the reconciler checks them
+    {p}:ha:primary                      string   the run id of the primary the reconciler last
+                                                 saw: another one means a failover (or restart)
     {p}:schedule:{id}                   string   one recording schedule (JSON)
     {p}:schedule:{id}:occurrences       zset     its occurrence ids, scored by planned start
     {p}:schedules                       zset     ids of all schedules, scored by creation time
@@ -296,6 +306,22 @@ class Keys:
     def metrics_clock_skew(self) -> str:
         """The hash of clock skews by process (JSON ``{skew_s, at}``; at: Redis time)."""
         return f"{self.prefix}:metrics:clock:skew"
+
+    def metrics_redis_ha(self) -> str:
+        """The hash of high-availability counters (unreplicated writes by kind, failovers)."""
+        return f"{self.prefix}:metrics:redis:ha"
+
+    def ha_barrier(self) -> str:
+        """The counter written before a WAIT (see :mod:`orchestrator.state.replication`)."""
+        return f"{self.prefix}:ha:barrier"
+
+    def ha_unsure(self) -> str:
+        """The sorted set of sessions whose last relied-on write may not be replicated."""
+        return f"{self.prefix}:ha:unsure"
+
+    def ha_primary(self) -> str:
+        """The run id of the primary the reconciler saw last."""
+        return f"{self.prefix}:ha:primary"
 
     def lease(self, session_id: str, action: str) -> str:
         """The lease of the run of a session's ``action`` that has a call in flight."""

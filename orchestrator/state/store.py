@@ -52,6 +52,7 @@ from orchestrator.state.plans import (
     stop_keys,
     stop_result,
 )
+from orchestrator.state.replication import ReplicaAcks
 from orchestrator.state.results import (
     AdoptOutcome,
     AdoptResult,
@@ -121,6 +122,9 @@ class SessionStore:
             :mod:`orchestrator.state.connection`).
         events: records lifecycle events in the changes' scripts (``None``: no event is
             recorded; see :mod:`orchestrator.state.events`).
+        replica_acks: how the writes callers rely on wait for the replicas (default: one
+            acknowledgement when the primary has replicas, within 500 ms); see
+            :mod:`orchestrator.state.replication`.
 
     Raises:
         ValueError: a limit is not positive, or ``idempotency_ttl_s > retention_s``.
@@ -137,6 +141,7 @@ class SessionStore:
         clock: Callable[[], float] | None = None,
         read_retry: ReadRetry | None = None,
         events: EventLog | None = None,
+        replica_acks: ReplicaAcks | None = None,
     ) -> None:
         for name, value in (
             ("history_limit", history_limit),
@@ -159,6 +164,8 @@ class SessionStore:
         self._read_retry = read_retry or ReadRetry()
         self._scripts = Scripts.register(redis)
         self.events = events
+        #: Waits for the replicas after a write a caller relies on (the producers' and jobs').
+        self.replica_acks = replica_acks or ReplicaAcks(redis, self.keys)
 
     @classmethod
     def from_url(
@@ -203,8 +210,12 @@ class SessionStore:
             # Kept past the retries (a dead letter stays listable) and as long as sessions.
             ttl_s = max(settings.session_retention_s, 2 * settings.events_retry_for_s)
             options.setdefault("events", EventLog(Keys(settings.redis_prefix), ttl_s))
+        client = connect(settings.redis_url, redis_options)
+        options.setdefault(
+            "replica_acks", ReplicaAcks.from_settings(client, Keys(settings.redis_prefix), settings)
+        )
         return cls(
-            connect(settings.redis_url, redis_options),
+            client,
             prefix=settings.redis_prefix,
             read_retry=ReadRetry(redis_options.read_retries),
             **options,

@@ -25,7 +25,7 @@ from typing import Any
 
 from orchestrator.errors import ConfigError
 from orchestrator.settings import Settings
-from orchestrator.state.connection import RedisOptions
+from orchestrator.state.connection import RedisOptions, SentinelUrl, broker_url, is_sentinel_url
 from orchestrator.tasking.queues import QUEUES, START_QUEUE, STOP_QUEUE, TASK_QUEUES
 from orchestrator.tasking.timing import (
     BOOKKEEPING_S,
@@ -93,9 +93,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "global_keyprefix": f"{settings.redis_prefix}:celery:",
         **redis.transport_options(),
     }
+    if is_sentinel_url(settings.redis_url):
+        # Celery's master_name option for the broker and the result backend alike.
+        transport |= redis.sentinel_transport_options(SentinelUrl.parse(settings.redis_url))
+    url = broker_url(settings.redis_url)
     return {
-        "broker_url": settings.redis_url,
-        "result_backend": settings.redis_url,
+        "broker_url": url,
+        "result_backend": url,
         "broker_transport_options": transport,
         "result_backend_transport_options": transport,
         "broker_connection_retry_on_startup": True,

@@ -18,6 +18,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 
 from orchestrator.state import CreateResult, SessionStore, StoredNotQueuedError
 from orchestrator.state.aio import AsyncSessionStore
+from orchestrator.state.connection import same_server
 from orchestrator.tasking.message import celery_message
 from orchestrator.tasking.queues import send_task
 
@@ -57,7 +58,10 @@ class StartQueue:
         if celery is None:
             self.outbox = False
         elif outbox is None:
-            self.outbox = same_redis(store, str(celery.conf.broker_url))
+            transport = celery.conf.broker_transport_options or {}
+            self.outbox = same_redis(
+                store, str(celery.conf.broker_url), transport.get("master_name")
+            )
         else:
             self.outbox = outbox
 
@@ -69,8 +73,12 @@ class StartQueue:
             stored but its start could not be sent (the reconciler re-queues it).
         """
         result = self.store.create(**create, outbox=self._message if self.outbox else None)
-        if result.created and not self.outbox:
-            self.send(START_TASK, [result.session.id])
+        if result.created:
+            if not self.outbox:
+                self.send(START_TASK, [result.session.id])
+            # The session and its message (the outbox's) on the replicas before the caller
+            # relies on them; a separate broker's message is not covered.
+            self.store.replica_acks.confirm("create", [result.session.id])
         return result
 
     def send(self, task: str, args: list[Any]) -> str:
@@ -102,18 +110,9 @@ def not_queued(task: str, args: list[Any], exc: Exception) -> StoredNotQueuedErr
     )
 
 
-def same_redis(store: SessionStore | AsyncSessionStore, broker_url: str) -> bool:
-    """Whether the broker is the Redis server and database the store writes to."""
-    from redis.connection import parse_url
-
-    try:
-        broker = parse_url(broker_url)  # type: ignore[no-untyped-call]
-    except ValueError:
-        return False
-    ours = store.redis.connection_pool.connection_kwargs
-    return (
-        broker.get("host", "localhost") == ours.get("host", "localhost")
-        and int(broker.get("port", 6379)) == int(ours.get("port", 6379))
-        and int(broker.get("db", 0)) == int(ours.get("db", 0))
-        and broker.get("path") == ours.get("path")
-    )
+def same_redis(
+    store: SessionStore | AsyncSessionStore, broker_url: str, master_name: str | None = None
+) -> bool:
+    """Whether the broker is the Redis server (or Sentinel-monitored primary) and database the
+    store writes to."""
+    return same_server(store.redis, broker_url, master_name)

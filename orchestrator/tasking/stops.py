@@ -54,19 +54,27 @@ def stop_chain(
     """
     chain = stop_steps(session_id, why)
     step = next(chain)
-    while True:
-        reply: StopRequestResult | SessionNotFoundError
-        try:
-            reply = store.request_stop(step.session_id, why=step.why, source=source)
-        except SessionNotFoundError as exc:
-            reply = exc
-        if isinstance(reply, StopRequestResult) and reply.needs_stop_call:
-            send(STOP_TASK, [reply.session.id])
-        try:
-            step = chain.send(reply)
-        except StopIteration as done:
-            last: StopRequestResult = done.value
-            return last
+    stopped: list[str] = []
+    try:
+        while True:
+            reply: StopRequestResult | SessionNotFoundError
+            try:
+                reply = store.request_stop(step.session_id, why=step.why, source=source)
+                stopped.append(reply.session.id)
+            except SessionNotFoundError as exc:
+                reply = exc
+            if isinstance(reply, StopRequestResult) and reply.needs_stop_call:
+                send(STOP_TASK, [reply.session.id])
+            try:
+                step = chain.send(reply)
+            except StopIteration as done:
+                last: StopRequestResult = done.value
+                return last
+    finally:
+        if stopped:
+            # The stop requests and their messages on the replicas before the caller relies
+            # on them (a failover right after this call keeps them).
+            store.replica_acks.confirm("stop", stopped)
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,8 @@ METRICS = {
     "krtc_redis_maxmemory_bytes": "gauge",
     "krtc_records": "gauge",
     "krtc_gc_deleted_total": "counter",
+    "krtc_redis_unreplicated_writes_total": "counter",
+    "krtc_redis_failovers_total": "counter",
 }
 KNOWN_SERIES = set(METRICS) | {
     f"{name}{suffix}"
@@ -57,6 +59,16 @@ MONITORING = {"prometheus", "alertmanager", "grafana"}
 SERVICES = {"redis", "sandbox", "worker", "beat", "flower", "metrics"} | MONITORING
 #: The rules that nothing but Alertmanager can deliver: the application cannot raise them itself.
 NOTIFIED = ("KrtcMetricsDown", "KrtcReconcilerStalled")
+#: The ``ha`` profile: a Sentinel topology, and the stack's roles pointed at it.
+HA_SERVICES = {
+    "redis-primary",
+    "redis-replica",
+    "sentinel-1",
+    "sentinel-2",
+    "sentinel-3",
+    "worker-ha",
+    "beat-ha",
+}
 #: Variables of .env.example that configure Compose itself, not the orchestrator's processes.
 COMPOSE_ONLY = {
     "REDIS_PASSWORD",
@@ -221,9 +233,11 @@ def test_compose_has_the_stack_services_and_a_monitoring_profile(
 ) -> None:
     services = compose_config["services"]
 
-    assert set(services) == SERVICES
+    assert set(services) == SERVICES | HA_SERVICES
     for name, service in services.items():
         expected = ["monitoring"] if name in MONITORING else None
+        if name in HA_SERVICES:
+            expected = ["ha"]
         assert service.get("profiles") == expected, name
 
 
