@@ -115,12 +115,19 @@ def churn(args: argparse.Namespace, url: str, prefix: str) -> int:
     for thread in threads:
         thread.start()
     print(
-        f"churn: {args.sessions} sessions, retention {args.retention} s, gc every "
+        f"churn: {args.sessions} sessions"
+        + (f" at {args.rate:g}/s" if args.rate else "")
+        + f", retention {args.retention} s, gc every "
         f"{args.gc_interval} s; used_memory every {args.sample} s",
         flush=True,
     )
     try:
         for n in range(args.sessions):
+            if args.rate:
+                # A steady churn: memory then tracks rate x retention, not the machine's load.
+                ahead = begin + n / args.rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
             one_session(store, n)
             done[0] = n + 1
         # Let the last sessions age past their retention, and the collector delete them.
@@ -224,6 +231,9 @@ def main() -> int:
     parser.add_argument("--gc-interval", type=int, default=5)
     parser.add_argument("--sample", type=float, default=10.0)
     parser.add_argument("--tail", type=float, default=0.0, help="seconds to go on after")
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="sessions per second at most (0: as fast as it can)"
+    )
     parser.add_argument("--count", type=int, default=10_000, help="records per kind (measure)")
     args = parser.parse_args()
     url, embedded = redis_for_bench()

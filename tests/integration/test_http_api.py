@@ -150,7 +150,9 @@ def test_without_a_valid_token_every_call_is_401_and_no_token_is_logged(
         assert answer.status_code == 401, token
         assert answer.json()["error"]["code"] == "unauthorized"
         assert answer.headers["WWW-Authenticate"] == "Bearer"
-    assert server.call("POST", "/v1/recordings", token=None, json={}).status_code == 401
+    refused = server.call("POST", "/v1/recordings", token=None, json=start_body("http-401"))
+    assert refused.status_code == 401
+    assert server.call("GET", "/v1/recordings").json()["recordings"] == [], "nothing stored"
     assert server.call("GET", "/healthz", token=None).status_code == 200
     assert "/v1/recordings" in server.call("GET", "/openapi.json", token=None).json()["paths"]
     listed = server.call("GET", "/v1/recordings?appId=x", headers={"X-Request-Id": "req-42"})
