@@ -36,7 +36,11 @@ def ctx(store: SessionStore, settings: Settings) -> Iterator[JobContext]:
 def _task(task_id: str, *, redelivered: bool = True) -> Any:
     return SimpleNamespace(
         name="krtc.stop",
-        app=SimpleNamespace(conf=SimpleNamespace(krtc_settings=None, broker_url="memory://")),
+        app=SimpleNamespace(
+            conf=SimpleNamespace(
+                krtc_settings=None, broker_url="memory://", broker_transport_options={}
+            )
+        ),
         request=SimpleNamespace(
             id=task_id,
             retries=0,
