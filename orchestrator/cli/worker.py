@@ -23,7 +23,7 @@ _POOLS = ["threads", "prefork", "solo"]
 )
 @click.option("--pool", type=click.Choice(_POOLS), default="threads", show_default=True)
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
-@click.option("--hostname", "-n", help="Worker name (default: celery's, worker@HOST).")
+@click.option("--hostname", "-n", help="Worker name (default: celery@HOST, as Celery names it).")
 def worker(concurrency: int | None, pool: str, loglevel: str, hostname: str | None) -> None:
     """Run a worker: consumes krtc-stop, krtc-schedule, krtc and krtc-reconcile, in that order.
 
