@@ -1,4 +1,4 @@
-"""Sentinel REDIS_URLs (Celery's form): parsed once, rebuilt for Celery, never leaking a password."""
+"""Sentinel REDIS_URLs (Celery's form): parsed, rebuilt for Celery, never leaking a password."""
 
 from __future__ import annotations
 
