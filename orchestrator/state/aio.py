@@ -34,6 +34,7 @@ from orchestrator.state.connection import (
 )
 from orchestrator.state.dead_letters import DeadLetter
 from orchestrator.state.errors import CorruptSessionError, SessionNotFoundError
+from orchestrator.state.events import EventLog, event_log_from_settings
 from orchestrator.state.keys import DEFAULT_PREFIX, Keys
 from orchestrator.state.plans import (
     IDENTITY_FIELDS,
@@ -99,6 +100,8 @@ class AsyncSessionStore:
         prefix, history_limit, retention_s, idempotency_ttl_s: as for ``SessionStore``.
         clock: awaitable unix time (default: :class:`AsyncRedisClock`).
         read_retries: times a read is sent again after a connection error.
+        events: records lifecycle events in the scripts, as ``SessionStore`` does (a start
+            cancelled before it was sent is ``recording.stopped``); ``None``: none.
     """
 
     def __init__(
@@ -111,8 +114,10 @@ class AsyncSessionStore:
         idempotency_ttl_s: int = DEFAULT_IDEMPOTENCY_TTL_S,
         clock: Callable[[], Awaitable[float]] | None = None,
         read_retries: int = 3,
+        events: EventLog | None = None,
     ) -> None:
         self.keys = Keys(prefix)
+        self.events = events
         self.redis = redis
         self.history_limit = history_limit
         self.retention_s = retention_s
@@ -138,6 +143,7 @@ class AsyncSessionStore:
             retention_s=settings.session_retention_s,
             idempotency_ttl_s=settings.session_retention_s,
             read_retries=options.read_retries,
+            events=event_log_from_settings(settings),
         )
 
     async def close(self) -> None:
@@ -151,6 +157,7 @@ class AsyncSessionStore:
             now=await self.clock(),
             history_limit=self.history_limit,
             idempotency_ttl_s=self.idempotency_ttl_s,
+            events=self.events,
             **create,
         )
         for _ in range(2):
@@ -218,12 +225,16 @@ class AsyncSessionStore:
         self, session_id: str, *, why: str = "stop requested", source: Source = Source.PRODUCER
     ) -> StopRequestResult:
         """:meth:`SessionStore.request_stop`, awaited."""
+        cancelled = (
+            None if self.events is None else self.events.phase_change(session_id, Phase.STOPPED)
+        )
         args = stop_args(
             now=await self.clock(),
             source=source,
             why=why,
             history_limit=self.history_limit,
             retention_s=self.retention_s,
+            events=cancelled,
         )
         raw = await self._read(
             lambda: cast(

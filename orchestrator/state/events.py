@@ -23,12 +23,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.state.ids import new_session_id
 from orchestrator.state.keys import Keys
 from orchestrator.state.lua import NOW_MS
 from orchestrator.state.session import Phase
+
+if TYPE_CHECKING:
+    from orchestrator.settings import Settings
 
 __all__ = [
     "EMIT",
@@ -38,6 +41,7 @@ __all__ = [
     "SESSION_FIELDS",
     "OCCURRENCE_FIELDS",
     "schedule_subject",
+    "event_log_from_settings",
 ]
 
 
@@ -197,3 +201,15 @@ class EventLog:
         if to == Phase.RECORDING:
             extra["from"] = [p.value for p in (Phase.PENDING, Phase.STARTING, Phase.ORPHANED)]
         return self.spec(session_id, **extra)
+
+
+def event_log_from_settings(settings: Settings) -> EventLog | None:
+    """The event log the settings ask for: ``None`` unless ``KRTC_EVENTS_WEBHOOK_URL`` is set.
+
+    Events are kept past their retries (a given-up one stays listable) and as long as sessions.
+    """
+    url = settings.events_webhook_url
+    if url is None or not url.get_secret_value():
+        return None
+    ttl_s = max(settings.session_retention_s, 2 * settings.events_retry_for_s)
+    return EventLog(Keys(settings.redis_prefix), ttl_s)

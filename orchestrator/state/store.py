@@ -42,7 +42,7 @@ from orchestrator.state.errors import (
     CorruptSessionError,
     SessionNotFoundError,
 )
-from orchestrator.state.events import EventLog
+from orchestrator.state.events import EventLog, event_log_from_settings
 from orchestrator.state.keys import DEFAULT_PREFIX, Keys
 from orchestrator.state.plans import (
     IDENTITY_FIELDS,
@@ -206,10 +206,7 @@ class SessionStore:
         # An idempotency key is remembered as long as a finished session is kept.
         options.setdefault("retention_s", settings.session_retention_s)
         options.setdefault("idempotency_ttl_s", options["retention_s"])
-        if settings.events_webhook_url and settings.events_webhook_url.get_secret_value():
-            # Kept past the retries (a dead letter stays listable) and as long as sessions.
-            ttl_s = max(settings.session_retention_s, 2 * settings.events_retry_for_s)
-            options.setdefault("events", EventLog(Keys(settings.redis_prefix), ttl_s))
+        options.setdefault("events", event_log_from_settings(settings))
         client = connect(settings.redis_url, redis_options)
         options.setdefault(
             "replica_acks", ReplicaAcks.from_settings(client, Keys(settings.redis_prefix), settings)

@@ -141,3 +141,69 @@ def test_a_duplicate_delivery_of_a_start_message_emits_one_started_event(
     assert _types(receiver, session.id) == ["recording.started"]
     outbox = EventOutbox(store.redis, keys=store.keys)
     assert [e.type for e, _ in outbox.list(session=session.id)] == ["recording.started"]
+
+
+def test_a_start_cancelled_before_it_was_sent_is_stopped_for_both_producers(
+    queue_stack: QueueStack, receiver: Receiver
+) -> None:
+    import asyncio
+
+    from orchestrator.async_producer import AsyncRecorder
+
+    # No worker runs: the starts stay pending, and the stops cancel them.
+    sync_session = queue_stack.recorder.start(start_body("ev-cancel-sync"))
+    queue_stack.recorder.stop(sync_session.id)
+
+    async def cancel() -> str:
+        recorder = AsyncRecorder(queue_stack.settings)
+        try:
+            session = await recorder.start(start_body("ev-cancel-async"))
+            await recorder.stop(session.id)
+            return session.id
+        finally:
+            await recorder.close()
+
+    async_id = asyncio.run(cancel())
+    queue_stack.start_worker()  # delivers the events
+    for session_id in (sync_session.id, async_id):
+        _eventually(lambda s=session_id: _types(receiver, s) == ["recording.stopped"])
+
+
+def test_status_20_with_a_restart_sends_failed_then_restarted(
+    queue_stack: QueueStack, receiver: Receiver
+) -> None:
+    import functools
+
+    from orchestrator.jobs.context import JobContext
+    from orchestrator.reconcile.session import reconcile_session
+    from orchestrator.tasking.queues import send_task
+
+    queue_stack.start_worker()
+    first = queue_stack.recorder.start(start_body("ev-restart"), restart_on_failure=True)
+    recording = queue_stack.wait(first.id, Phase.RECORDING)
+    queue_stack.wait_server_status(str(recording.sid), 5)
+    queue_stack.sandbox.set_faults(abnormal_exit_sids=[recording.sid])
+    ctx = JobContext.from_settings(queue_stack.settings)
+    ctx.enqueue = functools.partial(send_task, queue_stack.recorder.celery)
+    try:
+        reconcile_session(ctx, first.id)
+    finally:
+        ctx.close()
+    successor = queue_stack.recorder.get(first.id).restarted_to
+    assert successor is not None
+    # The failed session's own events, in order; the restart event is about the successor
+    # (its fields, restarted_from naming the failed one), queued behind the failure.
+    _eventually(
+        lambda: (
+            _types(receiver, first.id) == ["recording.started", "recording.failed"]
+            and "recording.restarted" in _types(receiver, successor)
+        ),
+        what="failed, then restarted",
+    )
+    [restarted] = [r for r in receiver.accepted() if r.json["type"] == "recording.restarted"]
+    assert restarted.json["data"]["restarted_from"] == first.id
+    failed = [r for r in receiver.accepted() if r.json["type"] == "recording.failed"][0]
+    assert failed.json["data"]["last_status"] == 20
+    assert receiver.accepted().index(failed) < receiver.accepted().index(restarted)
+    queue_stack.wait(successor, Phase.RECORDING)
+    _eventually(lambda: "recording.started" in _types(receiver, successor))
