@@ -430,6 +430,6 @@ def test_settings_give_the_robots_their_secrets_and_keep_them_out_of_alerts() ->
         alert_feishu_secret=ROBOT_SECRET + "-f",
     )
     dingtalk, feishu = sinks_from_settings(settings)
-    assert isinstance(dingtalk, DingTalkSink) and dingtalk._secret == ROBOT_SECRET
-    assert isinstance(feishu, FeishuSink) and feishu._secret == ROBOT_SECRET + "-f"
+    assert isinstance(dingtalk, DingTalkSink) and dingtalk.secret == ROBOT_SECRET
+    assert isinstance(feishu, FeishuSink) and feishu.secret == ROBOT_SECRET + "-f"
     assert ROBOT_SECRET not in repr(settings)

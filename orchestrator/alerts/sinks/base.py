@@ -13,6 +13,7 @@ message they log or raise is scrubbed of the URL's secrets (:mod:`orchestrator.a
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -259,3 +260,36 @@ def _retry_after(response: requests.Response) -> float | None:
         return max(float(value), 0.0)
     except ValueError:
         return None
+
+
+class SigningHttpSink(HttpSink):
+    """An HTTP sink whose receiver checks a signature made with a shared secret (chat robots
+    with a signing setting); subclasses sign each attempt with :attr:`secret` and
+    :meth:`now`.
+
+    Args:
+        url: the webhook URL.
+        secret: the signing secret, if the receiver has one (never logged).
+        clock: unix time, for the signatures' timestamps (the vendor's servers check them).
+        **options: as for :class:`HttpSink`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        secret: str | None = None,
+        clock: Callable[[], float] = time.time,
+        **options: Any,
+    ) -> None:
+        super().__init__(url, **options)
+        self.secret = secret or None
+        self._clock = clock
+
+    def now(self) -> float:
+        """Unix time of this attempt's signature."""
+        return self._clock()
+
+    def scrub(self, text: str) -> str:
+        text = super().scrub(text)
+        return text.replace(self.secret, "**********") if self.secret else text

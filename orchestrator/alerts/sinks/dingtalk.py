@@ -10,15 +10,13 @@ messages a minute, retried). A robot with a keyword filter needs one of the word
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import requests
 
 from orchestrator.alerts.model import Alert
 from orchestrator.alerts.render import EMOJI, facts, title, truncate
-from orchestrator.alerts.sinks.base import HttpSink
+from orchestrator.alerts.sinks.base import SigningHttpSink
 from orchestrator.alerts.sinks.robot_signing import dingtalk_signed_url
 
 __all__ = ["DingTalkSink"]
@@ -29,7 +27,7 @@ _RETRYABLE = frozenset({-1, 130101})
 _REASON_LIMIT = 2000
 
 
-class DingTalkSink(HttpSink):
+class DingTalkSink(SigningHttpSink):
     """Posts ``{"msgtype": "markdown", "markdown": {"title", "text"}}``.
 
     Args:
@@ -42,26 +40,10 @@ class DingTalkSink(HttpSink):
     name: ClassVar[str] = "dingtalk"
     setting: ClassVar[str] = "KRTC_ALERT_DINGTALK_URL"
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        secret: str | None = None,
-        clock: Callable[[], float] = time.time,
-        **options: Any,
-    ) -> None:
-        super().__init__(url, **options)
-        self._secret = secret or None
-        self._clock = clock
-
     def target(self) -> str:
-        if self._secret is None:
+        if self.secret is None:
             return self._url
-        return dingtalk_signed_url(self._url, self._secret, int(self._clock() * 1000))
-
-    def scrub(self, text: str) -> str:
-        text = super().scrub(text)
-        return text.replace(self._secret, "**********") if self._secret else text
+        return dingtalk_signed_url(self._url, self.secret, int(self.now() * 1000))
 
     def payload(self, alert: Alert) -> dict[str, Any]:
         heading = title(alert)

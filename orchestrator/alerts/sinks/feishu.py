@@ -11,15 +11,13 @@ body (:mod:`orchestrator.alerts.sinks.robot_signing`).
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import requests
 
 from orchestrator.alerts.model import Alert, Severity
 from orchestrator.alerts.render import facts, title, truncate, when
-from orchestrator.alerts.sinks.base import HttpSink
+from orchestrator.alerts.sinks.base import SigningHttpSink
 from orchestrator.alerts.sinks.robot_signing import feishu_sign
 
 __all__ = ["FeishuSink"]
@@ -30,7 +28,7 @@ _TEMPLATES = {Severity.CRITICAL: "red", Severity.WARNING: "orange", Severity.INF
 _REASON_LIMIT = 4000
 
 
-class FeishuSink(HttpSink):
+class FeishuSink(SigningHttpSink):
     """Posts ``{"msg_type": "interactive", "card": {header, elements}}``.
 
     Args:
@@ -43,32 +41,16 @@ class FeishuSink(HttpSink):
     name: ClassVar[str] = "feishu"
     setting: ClassVar[str] = "KRTC_ALERT_FEISHU_URL"
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        secret: str | None = None,
-        clock: Callable[[], float] = time.time,
-        **options: Any,
-    ) -> None:
-        super().__init__(url, **options)
-        self._secret = secret or None
-        self._clock = clock
-
     def body(self, alert: Alert) -> bytes:
         message = self.payload(alert)
-        if self._secret is not None:
-            timestamp = int(self._clock())
+        if self.secret is not None:
+            timestamp = int(self.now())
             message = {
                 "timestamp": str(timestamp),
-                "sign": feishu_sign(self._secret, timestamp),
+                "sign": feishu_sign(self.secret, timestamp),
                 **message,
             }
         return json.dumps(message, ensure_ascii=False).encode("utf-8")
-
-    def scrub(self, text: str) -> str:
-        text = super().scrub(text)
-        return text.replace(self._secret, "**********") if self._secret else text
 
     def payload(self, alert: Alert) -> dict[str, Any]:
         fields = [
