@@ -178,29 +178,26 @@ class Dispatcher:
             return 0.0
         if error.retryable and attempt < self.policy.max_attempts:
             wait = backoff_s(error, attempt, self.policy, rng=self._rng)
-            log.warning(
-                "alert %s to %s failed (attempt %d of %d), retrying in %.2fs: %s",
-                alert.id,
-                sink.describe(),
-                attempt,
-                self.policy.max_attempts,
-                wait,
-                error,
-            )
+            self._log_retry(sink, alert, attempt, wait, error)
             self.outbox.retry(taken, str(error), wait)
             return 0.0
-        log.error(
-            "alert %s (%s, session %s) not delivered to %s after %d attempt(s): %s",
-            alert.id,
-            alert.kind.value,
-            alert.session_id,
-            sink.describe(),
-            attempt,
-            error,
-        )
+        _log_given_up(sink, alert, attempt, error)
         if self.outbox.give_up(taken, str(error)):
             sink.after_give_up(alert, error)
         return 0.0
+
+    def _log_retry(
+        self, sink: Sink, alert: Alert, attempt: int, wait: float, error: DeliveryError
+    ) -> None:
+        log.warning(
+            "alert %s to %s failed (attempt %d of %d), retrying in %.2fs: %s",
+            alert.id,
+            sink.describe(),
+            attempt,
+            self.policy.max_attempts,
+            wait,
+            error,
+        )
 
     @staticmethod
     def attempt(sink: Sink, alert: Alert) -> DeliveryError | None:
@@ -228,27 +225,11 @@ class Dispatcher:
                 sink.after_deliver(alert)
                 return True
             if not error.retryable or attempt >= self.policy.max_attempts:
-                log.error(
-                    "alert %s (%s, session %s) not delivered to %s after %d attempt(s): %s",
-                    alert.id,
-                    alert.kind.value,
-                    alert.session_id,
-                    sink.describe(),
-                    attempt,
-                    error,
-                )
+                _log_given_up(sink, alert, attempt, error)
                 sink.after_give_up(alert, error)
                 return False
             wait = backoff_s(error, attempt, self.policy, rng=self._rng)
-            log.warning(
-                "alert %s to %s failed (attempt %d of %d), retrying in %.2fs: %s",
-                alert.id,
-                sink.describe(),
-                attempt,
-                self.policy.max_attempts,
-                wait,
-                error,
-            )
+            self._log_retry(sink, alert, attempt, wait, error)
             if self._closing.wait(wait):
                 sink.after_give_up(alert, error)
                 return False
@@ -293,3 +274,15 @@ class Dispatcher:
         for lane in self._lanes:
             lane.sink.close()
         return flushed
+
+
+def _log_given_up(sink: Sink, alert: Alert, attempts: int, error: DeliveryError) -> None:
+    log.error(
+        "alert %s (%s, session %s) not delivered to %s after %d attempt(s): %s",
+        alert.id,
+        alert.kind.value,
+        alert.session_id,
+        sink.describe(),
+        attempts,
+        error,
+    )

@@ -94,6 +94,33 @@ def transition_args(
     return json.dumps(params)
 
 
+def _change_params(
+    *,
+    now: float,
+    source: Source,
+    why: str,
+    history_limit: int,
+    retention_s: int,
+    events: Mapping[str, Any] | None,
+    **phases: str,
+) -> str:
+    """The JSON parameters the REQUEST_STOP and ADOPT_SID scripts share, with ``phases`` (the
+    phase and desired values each script compares against)."""
+    params: dict[str, Any] = {
+        "now": repr(now),
+        "at": now,
+        "why": why,
+        "source": Source(source).value,
+        "limit": history_limit,
+        "retention": retention_s,
+        "finished": _FINISHED,
+        **phases,
+    }
+    if events is not None:
+        params["events"] = dict(events)
+    return json.dumps(params)
+
+
 def stop_args(
     *,
     now: float,
@@ -104,21 +131,17 @@ def stop_args(
     events: Mapping[str, Any] | None = None,
 ) -> str:
     """The JSON argument of the REQUEST_STOP script (``events``: that of a cancellation)."""
-    params: dict[str, Any] = {
-        "now": repr(now),
-        "at": now,
-        "why": why,
-        "source": Source(source).value,
-        "pending": Phase.PENDING.value,
-        "stopped": Phase.STOPPED.value,
-        "desired": Desired.STOPPED.value,
-        "limit": history_limit,
-        "retention": retention_s,
-        "finished": _FINISHED,
-    }
-    if events is not None:
-        params["events"] = dict(events)
-    return json.dumps(params)
+    return _change_params(
+        now=now,
+        source=source,
+        why=why,
+        history_limit=history_limit,
+        retention_s=retention_s,
+        events=events,
+        pending=Phase.PENDING.value,
+        stopped=Phase.STOPPED.value,
+        desired=Desired.STOPPED.value,
+    )
 
 
 def adopt_args(
@@ -133,21 +156,17 @@ def adopt_args(
 ) -> str:
     """The JSON argument of the ADOPT_SID script (``events``: that of a session now
     recording)."""
-    params: dict[str, Any] = {
-        "sid": sid,
-        "now": repr(now),
-        "at": now,
-        "why": why,
-        "source": Source(source).value,
-        "recording": Phase.RECORDING.value,
-        "stopped": Desired.STOPPED.value,
-        "limit": history_limit,
-        "retention": retention_s,
-        "finished": _FINISHED,
-    }
-    if events is not None:
-        params["events"] = dict(events)
-    return json.dumps(params)
+    return _change_params(
+        now=now,
+        source=source,
+        why=why,
+        history_limit=history_limit,
+        retention_s=retention_s,
+        events=events,
+        sid=sid,
+        recording=Phase.RECORDING.value,
+        stopped=Desired.STOPPED.value,
+    )
 
 
 def hash_pairs(flat: Sequence[str | bytes]) -> dict[str, str]:
