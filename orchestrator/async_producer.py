@@ -75,7 +75,12 @@ class AsyncRecorder:
         self.store = store or AsyncSessionStore.from_settings(settings)
         self.celery = celery or sending_app(settings)
         #: Creates sessions and queues their starts (the one path, awaited).
-        self.starts = AsyncStartQueue(self.store, self.celery, RedisOptions.from_settings(settings))
+        self.starts = AsyncStartQueue(
+            self.store,
+            self.celery,
+            RedisOptions.from_settings(settings),
+            lane=settings.start_lane,
+        )
 
     @classmethod
     def from_env(cls, **overrides: Any) -> AsyncRecorder:

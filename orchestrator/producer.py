@@ -109,7 +109,7 @@ class Recorder:
             celery = sending_app(settings)
         self.celery = celery
         #: Creates sessions and queues their starts (the one path; see tasking.starts).
-        self.starts = StartQueue(self.store, celery)
+        self.starts = StartQueue(self.store, celery, lane=settings.start_lane)
         clock = self.store.clock
         if isinstance(clock, RedisClock):
             # Times come from Redis; this host's clock is still checked, and a skew reported.

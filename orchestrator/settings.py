@@ -188,6 +188,9 @@ class Settings(BaseSettings):
     #: Workers send Celery task events from the start (each costs Redis round trips per task).
     #: Off by default: Flower turns them on in the workers it watches (its ``enable_events``).
     task_events: bool = False
+    #: Starts wait in the start lane (Redis structures the workers take them from outside
+    #: Celery: orchestrator.state.lane) instead of as ``krtc.start`` Celery messages.
+    start_lane: bool = True
     retry_backoff_base: float = Field(default=DEFAULT_RETRY_BACKOFF_BASE_S, gt=0)
     retry_backoff_max: float = Field(default=DEFAULT_RETRY_BACKOFF_MAX_S, gt=0)
     start_max_attempts: int = Field(default=DEFAULT_START_MAX_ATTEMPTS, ge=1)

@@ -30,7 +30,7 @@ from orchestrator.state.dead_letters import Filing
 from orchestrator.state.raw import RawSessions
 from workers import runtime
 
-__all__ = ["connect", "record"]
+__all__ = ["connect", "file_letter", "record"]
 
 log = logging.getLogger("workers.failures")
 
@@ -42,10 +42,16 @@ def record(task: Task, task_id: str, exc: BaseException, args: list[Any]) -> Fil
         What the dead-letter store did (a new letter, one more failure of the live letter of
         this session and action, or nothing for a redelivered failure).
     """
+    return file_letter(runtime.context(task.app.conf.krtc_settings), task.name, task_id, exc, args)
+
+
+def file_letter(
+    ctx: JobContext, task_name: str, task_id: str, exc: BaseException, args: list[Any]
+) -> Filing:
+    """:func:`record` for a job run outside a Celery task (the start lane: :mod:`workers.lane`)."""
     from workers.tasks import TASK_ACTIONS
 
-    ctx = runtime.context(task.app.conf.krtc_settings)
-    action = TASK_ACTIONS.get(task.name, task.name)
+    action = TASK_ACTIONS.get(task_name, task_name)
     session_id = str(args[0]) if args else "?"
     if isinstance(exc, JobFailedError):
         error = dict(exc.error)
@@ -60,7 +66,7 @@ def record(task: Task, task_id: str, exc: BaseException, args: list[Any]) -> Fil
         identity = (_raw_identity(ctx, session_id) if args else None) or ("", "", "")
     letter = DeadLetter(
         id=task_id,
-        task=task.name,
+        task=task_name,
         action=action,
         session_id=session_id,
         args=list(args),
@@ -92,9 +98,9 @@ def record(task: Task, task_id: str, exc: BaseException, args: list[Any]) -> Fil
     if session is not None:
         ctx.store.note(session_id, f"{action} job dead-lettered ({task_id})", why=error["reason"])
     if unreadable:
-        ctx.alert(CORRUPT_SESSION, session_id, f"{task.name} dead-lettered: {error['reason']}")
+        ctx.alert(CORRUPT_SESSION, session_id, f"{task_name} dead-lettered: {error['reason']}")
     else:
-        ctx.alert("dead_letter", session_id, f"{task.name} failed for good: {error['reason']}")
+        ctx.alert("dead_letter", session_id, f"{task_name} failed for good: {error['reason']}")
     log.error("dead letter %s: %s of session %s: %s", task_id, action, session_id, error["reason"])
     return filed
 

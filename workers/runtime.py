@@ -34,7 +34,7 @@ def context(settings: Settings | None = None, app: Celery | None = None) -> JobC
             watch_skew(_context, "worker")
         if app is not None and _context.enqueue is None:
             _context.enqueue = functools.partial(send_task, app)
-            _context.starts = StartQueue(_context.store, app)
+            _context.starts = StartQueue(_context.store, app, lane=_context.settings.start_lane)
         return _context
 
 

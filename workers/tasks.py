@@ -30,7 +30,6 @@ from celery import Celery, Task
 from celery.exceptions import Reject
 from celery.signals import worker_ready, worker_shutdown
 
-from orchestrator.errors import StateError
 from orchestrator.jobs import (
     JobContext,
     JobFailedError,
@@ -40,9 +39,9 @@ from orchestrator.jobs import (
     run_stop_stray,
     run_update,
 )
-from orchestrator.jobs.budget import RunBudget
+from orchestrator.jobs.budget import RunBudget, forget_run
 from orchestrator.reconcile.runner import fan_out, run_batch
-from workers import failures, heartbeat, redelivery, runtime, wakeup
+from workers import failures, heartbeat, lane, redelivery, runtime, wakeup
 from workers.delivery import MAX_DELIVERIES, DeliveryCounter
 
 __all__ = ["TASK_NAMES", "TASK_ACTIONS", "register"]
@@ -90,7 +89,7 @@ def _run(
         # Record the letter here, with the job's structured error: by the time Celery's
         # task_failure signal fires, the exception may have been rebuilt for serialization.
         failures.record(task, task_id, exc, list(request.args or []))
-        _forget_run(ctx, task_id)
+        forget_run(ctx, task_id)
         raise
     except Retry as signal:
         log.info("%s[%s] retry in %.1fs: %s", task.name, task_id, signal.delay_s, signal.reason)
@@ -104,16 +103,8 @@ def _run(
         if redelivered:
             counter.end(task_id, retries)
     if not settled():
-        _forget_run(ctx, task_id)
+        forget_run(ctx, task_id)
     return outcome
-
-
-def _forget_run(ctx: JobContext, run_id: str) -> None:
-    """Delete an ended run's budget counters (they would expire anyway: never fail for it)."""
-    try:
-        ctx.runs.forget(run_id)
-    except StateError as exc:
-        log.warning("could not delete the counters of run %s: %s", run_id, exc)
 
 
 def register(app: Celery) -> None:
@@ -231,6 +222,8 @@ def register(app: Celery) -> None:
 
     failures.connect(app)
     worker_ready.connect(deliver_alerts, weak=False)
+    # Before the context closes: the lane's running starts use its HTTP session.
+    lane.connect(app)
     worker_shutdown.connect(lambda **_: runtime.close(), weak=False)
     redelivery.connect(app)
     wakeup.connect(app)

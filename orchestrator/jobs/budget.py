@@ -9,13 +9,15 @@ recording) are bounded by time on the deployment's clock (Redis'), from the run'
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from orchestrator.errors import StateError
 from orchestrator.jobs.context import JobContext
 from orchestrator.state import RunBudgets
 
-__all__ = ["RunBudget", "WAIT_SID", "WAIT_CONFIRM"]
+__all__ = ["RunBudget", "WAIT_SID", "WAIT_CONFIRM", "forget_run"]
 
 #: What a run waits for: the sid of a start still under way.
 WAIT_SID = "sid"
@@ -61,3 +63,13 @@ class RunBudget:
         """
         now = self.clock()
         return max(0.0, now - self.runs.waiting_since(self.run_id, what, now))
+
+
+def forget_run(ctx: JobContext, run_id: str) -> None:
+    """Delete an ended run's budget counters (they would expire anyway: never fail for it)."""
+    try:
+        ctx.runs.forget(run_id)
+    except StateError as exc:
+        logging.getLogger("orchestrator.jobs").warning(
+            "could not delete the counters of run %s: %s", run_id, exc
+        )

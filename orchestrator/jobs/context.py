@@ -30,7 +30,7 @@ from orchestrator.state import (
 )
 from orchestrator.state.flights import StartFlights
 from orchestrator.storage_profiles import StorageProfiles
-from orchestrator.tasking.starts import StartQueue
+from orchestrator.tasking.starts import START_TASK, StartQueue
 
 __all__ = [
     "Retry",
@@ -206,6 +206,8 @@ class JobContext:
 
     def send(self, task: str, args: list[Any]) -> str:
         """Queue task ``task`` (the reconciler re-issues starts and stops this way)."""
+        if task == START_TASK and self.settings.start_lane:
+            return self.start_queue().send(task, args)
         if self.enqueue is None:
             raise RuntimeError("this job context cannot queue tasks (no enqueue function set)")
         return self.enqueue(task, args)
@@ -213,7 +215,7 @@ class JobContext:
     def start_queue(self) -> StartQueue:
         """Where sessions are created and their starts queued (the scheduler, restarts)."""
         if self.starts is None:
-            self.starts = StartQueue(self.store, send=self.send)
+            self.starts = StartQueue(self.store, send=self.send, lane=self.settings.start_lane)
         return self.starts
 
     def pace(self, app_id: str) -> None:

@@ -335,6 +335,11 @@ class Keys:
         """The hash of workers' last heartbeats: worker name -> Redis time (unix seconds)."""
         return f"{self.prefix}:workers:heartbeat"
 
+    def start_lane(self, part: str) -> str:
+        """A structure of the start lane (:mod:`orchestrator.state.lane`): ``ready`` (list),
+        ``inflight`` and ``delayed`` (sorted sets by Redis time), ``deaths`` (hash)."""
+        return f"{self.prefix}:lane:start:{_part(part)}"
+
     def celery_queue(self, queue: str) -> str:
         """The list kombu keeps a Celery queue in (its transport's ``global_keyprefix``)."""
         return f"{self.prefix}:celery:{_part(queue)}"

@@ -3,8 +3,9 @@ pushed with ``redis.asyncio``.
 
 kombu's publish blocks, so an async producer never calls it: every task message is built by
 :func:`~orchestrator.tasking.message.celery_message` (Celery's own protocol, the outbox's
-message) and pushed with one awaited ``LPUSH`` onto the broker's Redis. When the broker is the
-store's Redis, a start is pushed by the create script itself, as in :class:`StartQueue`.
+message) and pushed with one awaited ``LPUSH`` onto the broker's Redis. A start goes to the
+start lane (:mod:`orchestrator.state.lane`) when it is on; the create script pushes it, as in
+:class:`StartQueue`, and also pushes a start message when the broker is the store's Redis.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from orchestrator.state import CreateResult, StateUnavailableError
 from orchestrator.state.aio import AsyncSessionStore
 from orchestrator.state.backend import redis_errors
 from orchestrator.state.connection import RedisOptions, connect_async
+from orchestrator.state.lane import lane_entry
 from orchestrator.tasking.message import celery_message
 from orchestrator.tasking.starts import START_TASK, not_queued, same_redis
 
@@ -31,16 +33,24 @@ class AsyncStartQueue:
         store: the async session store.
         celery: the app whose configuration the messages follow (nothing is sent through it).
         options: the Redis options of a broker client (when the broker is another Redis).
+        lane: queue starts in the start lane rather than as Celery messages.
     """
 
     def __init__(
-        self, store: AsyncSessionStore, celery: Celery, options: RedisOptions | None = None
+        self,
+        store: AsyncSessionStore,
+        celery: Celery,
+        options: RedisOptions | None = None,
+        *,
+        lane: bool = False,
     ) -> None:
         self.store = store
         self.celery = celery
+        self.lane_key = store.keys.start_lane("ready") if lane else None
         broker_url = str(celery.conf.broker_url)
-        self.outbox = same_redis(store, broker_url)
-        self.broker: AsyncRedis = store.redis if self.outbox else connect_async(broker_url, options)
+        same = same_redis(store, broker_url)
+        self.outbox = same or self.lane_key is not None
+        self.broker: AsyncRedis = store.redis if same else connect_async(broker_url, options)
 
     async def create(self, **create: Any) -> CreateResult:
         """:meth:`AsyncSessionStore.create` with ``create``, and the start queued if it created.
@@ -60,6 +70,14 @@ class AsyncStartQueue:
         Raises:
             StoredNotQueuedError: the broker could not be reached (see :meth:`StartQueue.send`).
         """
+        if task == START_TASK and self.lane_key is not None:
+            entry = lane_entry(str(args[0]))
+            try:
+                with redis_errors(self.store.redis):
+                    await self.store.redis.lpush(self.lane_key, entry)  # type: ignore[misc]
+            except StateUnavailableError as exc:
+                raise not_queued(task, args, exc) from None
+            return entry.partition(" ")[0]
         message = celery_message(self.celery, task, args)
         try:
             with redis_errors(self.broker):
@@ -69,5 +87,7 @@ class AsyncStartQueue:
         return message.task_id
 
     def _message(self, session_id: str) -> tuple[str, str]:
+        if self.lane_key is not None:
+            return self.lane_key, lane_entry(session_id)
         message = celery_message(self.celery, START_TASK, [session_id])
         return message.key, message.payload

@@ -2,10 +2,17 @@
 
 The producer (a web app's ``Recorder.start``), the scheduler (a meeting that is due) and the
 restart policy (a recording that exited abnormally) all create sessions through
-:class:`StartQueue`. When the broker is the store's Redis (the default), the start message is
-pushed by the session-create script itself (:mod:`orchestrator.tasking.message`): one round trip,
-and the message exists if and only if the session was created. Otherwise it is sent right after
-the create; a broker error then leaves a stored, pending session that the reconciler re-queues.
+:class:`StartQueue`.
+
+With the start lane (setting ``start_lane``, the default) a start is an entry of the lane in the
+store's Redis (:mod:`orchestrator.state.lane`), pushed by the session-create script itself: one
+round trip, and the start is queued if and only if the session was created. Workers take lane
+entries outside Celery (:mod:`workers.lane`), which costs a fraction of a Celery message.
+
+Without it, a start is a ``krtc.start`` Celery message. When the broker is the store's Redis,
+the create script pushes it (:mod:`orchestrator.tasking.message`); otherwise it is sent right
+after the create, and a broker error then leaves a stored, pending session that the reconciler
+re-queues.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from orchestrator.state import CreateResult, SessionStore, StoredNotQueuedError
 from orchestrator.state.aio import AsyncSessionStore
 from orchestrator.state.connection import same_server
+from orchestrator.state.errors import StateUnavailableError
+from orchestrator.state.lane import StartLane, lane_entry
 from orchestrator.tasking.message import celery_message
 from orchestrator.tasking.queues import send_task
 
@@ -36,7 +45,8 @@ class StartQueue:
         celery: the app that sends (usually :func:`orchestrator.tasking.sending_app`).
         send: sends a task by name instead of ``celery`` (then there is no outbox).
         outbox: push the start message from the create script; by default, when the broker is
-            the store's Redis server and database.
+            the store's Redis server and database. Starts in the lane always are.
+        lane: queue starts in the start lane rather than as Celery messages.
 
     Raises:
         ValueError: neither ``celery`` nor ``send`` is given.
@@ -49,13 +59,17 @@ class StartQueue:
         *,
         send: Callable[[str, list[Any]], str] | None = None,
         outbox: bool | None = None,
+        lane: bool = False,
     ) -> None:
         if celery is None and send is None:
             raise ValueError("a StartQueue sends through a Celery app or a send function")
         self.store = store
         self.celery = celery
         self._send = send
-        if celery is None:
+        self.lane = StartLane(store.redis, keys=store.keys) if lane else None
+        if self.lane is not None:
+            self.outbox = True
+        elif celery is None:
             self.outbox = False
         elif outbox is None:
             transport = celery.conf.broker_transport_options or {}
@@ -88,6 +102,11 @@ class StartQueue:
             StoredNotQueuedError: the broker could not be reached. The caller stored what the
                 task is for first, so the reconciler queues it again once the broker is back.
         """
+        if task == START_TASK and self.lane is not None:
+            try:
+                return self.lane.push(str(args[0]))
+            except StateUnavailableError as exc:
+                raise not_queued(task, args, exc) from None
         if self._send is not None:
             return self._send(task, args)
         assert self.celery is not None
@@ -97,6 +116,8 @@ class StartQueue:
             raise not_queued(task, args, exc) from None
 
     def _message(self, session_id: str) -> tuple[str, str]:
+        if self.lane is not None:
+            return self.lane.ready_key, lane_entry(session_id)
         assert self.celery is not None
         message = celery_message(self.celery, START_TASK, [session_id])
         return message.key, message.payload

@@ -66,6 +66,13 @@ def test_flower_refuses_a_login_without_a_password(queue_stack: QueueStack) -> N
     assert "FLOWER_BASIC_AUTH" in result.stderr
 
 
+@pytest.fixture
+def stack_overrides() -> dict[str, Any]:
+    # Starts as Celery tasks, so that Flower sees them: starts in the start lane (the default)
+    # are not Celery tasks; their depth is in krtc_queue_length and `krtc-rec status`.
+    return {"start_lane": False}
+
+
 def test_flower_needs_the_login_and_shows_the_tasks_that_ran_without_a_secret(
     queue_stack: QueueStack, flower: tuple[ChildProcess, str]
 ) -> None:
