@@ -233,7 +233,8 @@ class Stack:
 
 
 def duplicate_messages(redis: Redis, prefix: str, rng: random.Random, most: int) -> int:
-    """Push copies of queued (or in-flight) start and stop messages; how many were pushed.
+    """Push copies of queued (or in-flight) start and stop messages, and of start lane entries;
+    how many were pushed.
 
     A copy keeps the task id (the same task delivered twice) with a delivery tag of its own, as
     a message restored after the visibility timeout while its first delivery still runs.
@@ -247,10 +248,21 @@ def duplicate_messages(redis: Redis, prefix: str, rng: random.Random, most: int)
         message, _exchange, routing_key = json.loads(raw)
         if routing_key in (START_QUEUE, STOP_QUEUE):
             found.append((routing_key, message))
+    # Start lane entries, waiting or in flight (a delivery is "{take}:{n}|{entry}").
+    lane = f"{prefix}:lane:start:"
+    entries = [e.decode() for e in cast("list[bytes]", redis.lrange(f"{lane}ready", 0, 9))]
+    entries += [
+        m.decode().split("|", 1)[1]
+        for m in cast("list[bytes]", redis.zrange(f"{lane}inflight", 0, 9))
+    ]
+    candidates: list[tuple[str, dict[str, Any] | str]] = [*found, *(("", e) for e in entries)]
     pushed = 0
-    for queue, message in rng.sample(found, min(most, len(found))):
-        message["properties"]["delivery_tag"] = str(uuid.uuid4())
-        redis.lpush(f"{celery}{queue}", json.dumps(message))
+    for queue, message in rng.sample(candidates, min(most, len(candidates))):
+        if isinstance(message, str):
+            redis.lpush(f"{lane}ready", message)
+        else:
+            message["properties"]["delivery_tag"] = str(uuid.uuid4())
+            redis.lpush(f"{celery}{queue}", json.dumps(message))
         pushed += 1
     return pushed
 

@@ -16,6 +16,7 @@ from orchestrator.krtc.client import KrtcClient
 from orchestrator.krtc.errors import KrtcApiError
 from orchestrator.krtc.retry import RetryPolicy
 from orchestrator.metrics import MetricsRecorder
+from orchestrator.metrics.recorder import DEFAULT_FLUSH_EVERY_S
 from orchestrator.metrics.skew import SkewReporter, process_name
 from orchestrator.ratelimit import RateLimiter
 from orchestrator.settings import Settings
@@ -121,6 +122,8 @@ class JobContext:
             :meth:`try_pace` asks it directly, with the caller's own longest wait.
         events: delivers lifecycle events when ``KRTC_EVENTS_WEBHOOK_URL`` is set (workers
             start it: :meth:`EventDispatcher.start`).
+        metrics: the API call counters behind the client's observer (:meth:`close` writes
+            what they hold).
     """
 
     settings: Settings
@@ -136,21 +139,23 @@ class JobContext:
     starts: StartQueue | None = None
     limiter: RateLimiter | None = None
     events: EventDispatcher | None = None
+    metrics: MetricsRecorder | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobContext:
         """Everything built from ``settings``."""
         store = SessionStore.from_settings(settings)
+        metrics = MetricsRecorder.from_settings(settings, flush_every_s=DEFAULT_FLUSH_EVERY_S)
         ctx = cls(
             settings=settings,
             store=store,
             # One clock for every decision shared with other processes: Redis' (see
             # orchestrator.state.clock); the store writes its times with the same one.
             clock=store.clock,
-            # Every API call is counted into Redis for `krtc-rec metrics` (cluster-wide).
-            client=KrtcClient(
-                settings, observer=MetricsRecorder.from_settings(settings).observe_call
-            ),
+            # Every API call is counted into Redis for `krtc-rec metrics` (cluster-wide),
+            # added up in memory and written once a second.
+            client=KrtcClient(settings, observer=metrics.observe_call),
+            metrics=metrics,
             profiles=StorageProfiles.from_setting(settings.storage_profiles),
             dead_letters=DeadLetterStore(store.redis, keys=store.keys, clock=store.clock),
         )
@@ -198,6 +203,8 @@ class JobContext:
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Give queued alert deliveries ``timeout_s`` seconds, then close the HTTP session."""
+        if self.metrics is not None:
+            self.metrics.close()
         if self.events is not None:
             self.events.close(timeout_s)
         if self.alerter is not None:

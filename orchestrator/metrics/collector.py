@@ -13,7 +13,8 @@ metric                              type       labels          from
 ``krtc_reconcile_round_seconds``    histogram                  rounds closed by the RoundGate
 ``krtc_schedule_lag_seconds``       histogram                  :func:`record_schedule_lag`
 ``krtc_clock_skew_seconds``         gauge      process         :mod:`orchestrator.metrics.skew`
-``krtc_queue_length``               gauge      queue           the Celery queues' Redis lists
+``krtc_queue_length``               gauge      queue           the Celery queues' Redis lists and
+                                                               the start lane (``start-lane``)
 ``krtc_redis_used_memory_bytes``    gauge                      ``INFO memory``: ``used_memory``
 ``krtc_redis_maxmemory_bytes``      gauge                      ``maxmemory`` (0: no limit)
 ``krtc_records``                    gauge      kind            records kept (retention)
@@ -140,7 +141,9 @@ class RedisCollector(Collector):
         with redis_errors(self._redis):
             lengths = queue_lengths(self._redis, self.keys)
         family = GaugeMetricFamily(
-            "krtc_queue_length", "Messages waiting in each Celery queue.", labels=["queue"]
+            "krtc_queue_length",
+            "Messages waiting in each Celery queue, and starts in the start lane.",
+            labels=["queue"],
         )
         for queue, length in lengths.items():
             family.add_metric([queue], length)

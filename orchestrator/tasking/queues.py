@@ -25,6 +25,7 @@ __all__ = [
     "TaskSender",
     "send_task",
     "queue_lengths",
+    "START_LANE",
 ]
 
 START_QUEUE = "krtc"
@@ -63,10 +64,19 @@ def send_task(app: TaskSender, name: str, args: list[Any], **options: Any) -> st
     return str(result.id)
 
 
+#: The name :func:`queue_lengths` gives the start lane (:mod:`orchestrator.state.lane`).
+START_LANE = "start-lane"
+
+
 def queue_lengths(redis: Redis, keys: Keys) -> dict[str, int]:
-    """Messages waiting in each queue (the Redis lists kombu keeps them in), in one round trip."""
+    """Messages waiting in each queue (the Redis lists kombu keeps them in), and the starts
+    waiting in the start lane (ready, or due for a retry later), in one round trip."""
     pipe = redis.pipeline(transaction=False)
     for queue in QUEUES:
         pipe.llen(keys.celery_queue(queue))
-    lengths = cast("list[int]", pipe.execute())
-    return {queue: int(n) for queue, n in zip(QUEUES, lengths, strict=True)}
+    pipe.llen(keys.start_lane("ready"))
+    pipe.zcard(keys.start_lane("delayed"))
+    *lengths, ready, delayed = cast("list[int]", pipe.execute())
+    found = {queue: int(n) for queue, n in zip(QUEUES, lengths, strict=True)}
+    found[START_LANE] = int(ready) + int(delayed)
+    return found

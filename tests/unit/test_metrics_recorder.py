@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -153,3 +154,22 @@ def test_schedule_lag_is_dropped_not_raised_when_redis_fails(redis: ScriptedRedi
     redis.down = True
 
     assert record_schedule_lag(redis, KEYS, 1.0) is False  # type: ignore[arg-type]
+
+
+def test_a_workers_recorder_adds_calls_up_and_writes_them_once_per_interval(
+    redis: ScriptedRedis,
+) -> None:
+    recorder = MetricsRecorder(redis, KEYS, flush_every_s=0.2)  # type: ignore[arg-type]
+    for _ in range(50):
+        recorder.observe_call(Action.START, 0.05, None)
+    assert redis.executes == 0, "nothing is written per call"
+    deadline = time.monotonic() + 2.0
+    while redis.executes == 0:
+        assert time.monotonic() < deadline, "the thread never wrote"
+        time.sleep(0.01)
+    assert redis.executes == 1
+    assert redis.hashes[KEYS.metrics_api_requests()] == {"start|ok": 50}
+
+    recorder.observe_call(Action.STOP, 0.05, None)
+    recorder.close()
+    assert redis.hashes[KEYS.metrics_api_requests()] == {"start|ok": 50, "stop|ok": 1}
