@@ -8,6 +8,7 @@ independent SigV4 implementation.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import posixpath
@@ -63,11 +64,18 @@ def _signed(name: str) -> bool:
 def host_header(url: str) -> str:
     """The ``Host`` header of a request to ``url``: host and port, the port left out when it is
     the scheme's default (as HTTP clients send it)."""
+    return _url_parts(url)[0]
+
+
+@functools.lru_cache(maxsize=16)
+def _url_parts(url: str) -> tuple[str, str, str]:
+    """``url``'s Host header, canonical path and canonical query string (a client signs for one
+    URL: worked out once)."""
     parts = parse_url(url)
     host = parts.host or ""
     if parts.port is not None and parts.port != _DEFAULT_PORTS.get(parts.scheme or ""):
-        return f"{host}:{parts.port}"
-    return host
+        host = f"{host}:{parts.port}"
+    return host, _canonical_path(parts.path or ""), _canonical_query(parts.query or "")
 
 
 def _canonical_path(path: str) -> str:
@@ -183,7 +191,8 @@ class KopAuth:
         now = self._clock().astimezone(dt.UTC)
         amz_date = now.strftime(AMZ_DATE_FORMAT)
         out = {name: value for name, value in headers.items() if name.lower() not in _REPLACED}
-        out["Host"] = host_header(url)
+        host, path, query = _url_parts(url)
+        out["Host"] = host
         out["x-amz-date"] = amz_date
         out["x-amz-content-sha256"] = hashlib.sha256(body).hexdigest()
 
@@ -195,12 +204,11 @@ class KopAuth:
         names = sorted(canonical)
         signed_headers = ";".join(names)
         header_lines = "".join(f"{n}:{','.join(sorted(canonical[n]))}\n" for n in names)
-        parts = parse_url(url)
         canonical_request = "\n".join(
             (
                 method.upper(),
-                _canonical_path(parts.path or ""),
-                _canonical_query(parts.query or ""),
+                path,
+                query,
                 header_lines,
                 signed_headers,
                 out["x-amz-content-sha256"],
