@@ -16,7 +16,7 @@ not counted. Rounds alternate the paths (``--rounds``, 3) after a warm-up; the s
 before each round. The best and the median round of each path are printed (the machine may be
 shared: the best round is the least disturbed).
 
-Run: ``.venv/bin/python bench/client_call.py`` (``--help``; about 30 s). Needs the ``bench``
+Run: ``.venv/bin/python bench/client_call.py`` (``--help``; about a minute). Needs the ``bench``
 extra for the ``before`` path (``requests-aws4auth``); ``--paths after`` runs without it.
 """
 
