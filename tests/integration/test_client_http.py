@@ -326,3 +326,23 @@ def test_tls_certificates_are_verified(self_signed_server: str) -> None:
         client.query(QUERY)
     assert "SSLError" in info.value.reason
     assert info.value.maybe_applied is False  # the handshake failed: nothing was sent
+
+
+def test_a_given_pool_manager_is_used_without_its_retries_and_left_open(server) -> None:
+    settings = Settings(
+        endpoint=server.url,
+        access_key=TEST_ACCESS_KEY,
+        secret_key=SecretStr(SENTINEL_SECRET),
+        read_timeout_s=2,
+    )
+    manager = urllib3.PoolManager(retries=urllib3.Retry(total=5))
+    with KrtcClient(settings, http=manager) as client:
+        assert client.http is manager
+        server.script(Reply(drop=True))
+        with pytest.raises(e.TransportError):
+            client.stop(QUERY)
+        assert len(server.received) == 1  # the manager's own retries are not used
+        server.script(Reply())
+        assert client.query(QUERY).sid
+    assert manager.pools  # close() leaves a pool it was given alone
+    manager.clear()
