@@ -91,7 +91,6 @@ def signed_queries(base: str) -> tuple[str, list[bytes]]:
     settings = Settings(
         endpoint=f"{base}/cloud", access_key=ACCESS_KEY, secret_key=SecretStr(SECRET_KEY)
     )
-    host = base.removeprefix("http://")
     with KrtcClient(settings) as client:
         start = {
             "appId": APP,
@@ -111,10 +110,10 @@ def signed_queries(base: str) -> tuple[str, list[bytes]]:
         raws = []
         for _ in range(SIGNED_VARIANTS):
             prepared = client.prepare(query)
-            body = prepared.body if isinstance(prepared.body, bytes) else b""
-            head = ["POST /cloud HTTP/1.1", f"Host: {host}"]
+            # The signed headers carry Host and Content-Length.
+            head = ["POST /cloud HTTP/1.1"]
             head += [f"{k}: {v}" for k, v in prepared.headers.items()]
-            raws.append(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+            raws.append(("\r\n".join(head) + "\r\n\r\n").encode() + prepared.body)
     return sid, raws
 
 

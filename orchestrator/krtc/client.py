@@ -1,17 +1,20 @@
-"""``KrtcClient``: one method per API action, over a pooled, signed ``requests`` session."""
+"""``KrtcClient``: one method per API action, signed, over a urllib3 connection pool."""
 
 from __future__ import annotations
 
 import json
 import logging
+import ssl
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import requests
+import urllib3
 from pydantic import ValidationError
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import NameResolutionError, NewConnectionError
+from urllib3 import HTTPHeaderDict
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, TimeoutError
+from urllib3.util import parse_url
 
 from orchestrator.krtc.auth import Clock, KopAuth, utc_now
 from orchestrator.krtc.enums import Action
@@ -31,6 +34,7 @@ from orchestrator.krtc.models import (
     UpdateRequest,
     UpdateResponse,
 )
+from orchestrator.krtc.transport import NO_RETRIES, connection_pool, environ_proxy, redact_proxy
 from orchestrator.krtc.validation import parse_request
 from orchestrator.settings import Settings
 
@@ -39,6 +43,7 @@ __all__ = [
     "CONTENT_TYPE",
     "CallObserver",
     "KrtcClient",
+    "PreparedCall",
     "RequestLike",
     "build_request",
 ]
@@ -56,55 +61,82 @@ RequestLike = ApiRequest | Mapping[str, Any]
 CallObserver = Callable[[Action, float, BaseException | None], None]
 
 
-def _pooled_session(pool_size: int, url: str) -> requests.Session:
-    session = requests.Session()
-    # Proxy settings (HTTPS_PROXY, NO_PROXY...) are read once here rather than from the
-    # environment on every call, which cost about 0.6 ms of CPU per call.
-    session.proxies = requests.utils.get_environ_proxies(url)
-    session.trust_env = False
-    # Retries are ours (orchestrator.krtc.retry), never urllib3's: a silent retry of a start
-    # would be a duplicate recording.
-    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    return session
+@dataclass(slots=True, repr=False)
+class PreparedCall:
+    """An HTTP request ready to send: the method, URL, headers and the exact body bytes.
+
+    ``headers`` is case-insensitive. Its ``repr`` shows neither the headers nor the body (the
+    body may carry a storage secret).
+    """
+
+    method: str
+    url: str
+    headers: HTTPHeaderDict
+    body: bytes
+
+    def __repr__(self) -> str:
+        return f"<PreparedCall [{self.method} {self.url} {self.headers.get('x-action')}]>"
 
 
-def build_request(
-    url: str, request: ApiRequest, auth: requests.auth.AuthBase | None
-) -> requests.PreparedRequest:
+def build_request(url: str, request: ApiRequest, auth: KopAuth | None) -> PreparedCall:
     """The HTTP request for ``request``: POST, the spec's headers, the body serialized once.
 
-    With ``auth`` the request is signed (auth runs last, on the final body).
+    With ``auth`` the request is signed over the exact body bytes it carries (and gets the
+    ``Host`` header it was signed with).
     """
-    prepared = requests.Request(
-        "POST",
-        url,
-        data=request.to_wire_bytes(),
-        headers={
-            "content-type": CONTENT_TYPE,
-            "x-action": request.action.value,
-            "x-version": API_VERSION,
-            "user-agent": USER_AGENT,
-        },
-        auth=auth,
-    ).prepare()
-    return prepared
+    body = request.to_wire_bytes()
+    headers = {
+        "content-type": CONTENT_TYPE,
+        "x-action": request.action.value,
+        "x-version": API_VERSION,
+        "user-agent": USER_AGENT,
+        "Content-Length": str(len(body)),
+    }
+    if auth is not None:
+        headers = auth.sign("POST", url, headers, body)
+    return PreparedCall("POST", url, HTTPHeaderDict(headers), body)
 
 
 def _never_connected(exc: BaseException) -> bool:
+    """Whether the request surely never reached the server: no connection, or a TLS handshake
+    that refused the server's certificate."""
     seen: set[int] = set()
-    stack: list[BaseException | None] = [exc]
+    stack: list[object] = [exc]
     while stack:
         e = stack.pop()
-        if e is None or id(e) in seen:
+        if not isinstance(e, BaseException) or id(e) in seen:
             continue
         seen.add(id(e))
-        if isinstance(e, NewConnectionError | NameResolutionError | requests.ConnectTimeout):
+        # NewConnectionError (and NameResolutionError) subclass ConnectTimeoutError.
+        if isinstance(e, ConnectTimeoutError | ssl.SSLCertVerificationError):
             return True
-        stack.extend([e.__cause__, e.__context__, getattr(e, "reason", None)])
-        stack.extend(a for a in e.args if isinstance(a, BaseException))
+        stack.extend([e.__cause__, e.__context__, getattr(e, "reason", None), *e.args])
     return False
+
+
+def _transport_error(action: Action, url: str, exc: HTTPError) -> TransportError:
+    applied = not _never_connected(exc)
+    if isinstance(exc, TimeoutError) and not isinstance(exc, NewConnectionError):
+        what = "no answer" if applied else "could not connect"
+        return TransportError(action, f"timed out ({what}) calling {url}", maybe_applied=applied)
+    what = "connection lost" if applied else "could not connect"
+    return TransportError(
+        action, f"{what} calling {url}: {type(exc).__name__}", maybe_applied=applied
+    )
+
+
+def _text(data: bytes, content_type: str | None) -> str:
+    """The body as text: in the charset ``content-type`` names, else UTF-8 (JSON's)."""
+    charset = "utf-8"
+    if content_type:
+        for param in content_type.split(";")[1:]:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "charset" and value.strip():
+                charset = value.strip().strip("\"'")
+    try:
+        return data.decode(charset, errors="replace")
+    except LookupError:
+        return data.decode("utf-8", errors="replace")
 
 
 class KrtcClient:
@@ -112,24 +144,31 @@ class KrtcClient:
 
     Each method validates its request (a model or a plain dict in the spec's shape), signs it,
     sends it once and returns the typed response, or raises a
-    :class:`~orchestrator.krtc.errors.KrtcApiError`. It does not retry: callers choose a policy
-    (:mod:`orchestrator.krtc.retry`).
+    :class:`~orchestrator.krtc.errors.KrtcApiError`. It does not retry, and neither does its
+    connection pool: callers choose a policy (:mod:`orchestrator.krtc.retry`).
+
+    A proxy named by ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY`` (unless ``NO_PROXY`` exempts
+    the endpoint) is read once, here; TLS certificates are verified (certifi's CA bundle).
 
     Args:
-        settings: endpoint, key pair, region, service and timeouts.
-        session: a ``requests.Session`` to send with (default: a pooled one of our own).
+        settings: endpoint, key pair, region, service, timeouts and pool size.
+        http: a urllib3 ``PoolManager`` (or ``ProxyManager``) or a ``HTTPConnectionPool`` to the
+            endpoint's host to send with (default: a pool of our own, through the proxy from
+            the environment if there is one). Retries are disabled on every call whatever its
+            settings.
         clock: the signing clock (default: the system's UTC time).
         observer: told of every call (action, seconds, error), e.g. to count them.
 
     Raises:
-        ConfigError: when the key pair is not configured.
+        ConfigError: when the key pair is not configured, or the proxy from the environment is
+            not usable.
     """
 
     def __init__(
         self,
         settings: Settings,
         *,
-        session: requests.Session | None = None,
+        http: urllib3.PoolManager | urllib3.HTTPConnectionPool | None = None,
         clock: Clock = utc_now,
         observer: CallObserver | None = None,
     ) -> None:
@@ -138,10 +177,24 @@ class KrtcClient:
         self.auth = KopAuth(
             settings.credentials(), region=settings.region, service=settings.service, clock=clock
         )
-        self._own_session = session is None
-        self.session = session or _pooled_session(settings.http_pool_size, settings.endpoint_url)
         self.url = settings.endpoint_url
         self.timeout = (settings.connect_timeout_s, settings.read_timeout_s)
+        self._timeout = urllib3.Timeout(
+            connect=settings.connect_timeout_s, read=settings.read_timeout_s
+        )
+        proxy = environ_proxy(self.url) if http is None else None
+        #: The proxy the calls go through (from the environment; password masked), or ``None``.
+        self.proxy = redact_proxy(proxy) if proxy else None
+        self._own_http = http is None
+        self.http = http or connection_pool(
+            self.url, size=settings.http_pool_size, timeout=self._timeout, proxy=proxy
+        )
+        # A pool of one host takes the path; a manager, the whole URL.
+        self._target = (
+            parse_url(self.url).request_uri
+            if isinstance(self.http, urllib3.HTTPConnectionPool)
+            else self.url
+        )
 
     @classmethod
     def from_env(cls) -> KrtcClient:
@@ -156,8 +209,12 @@ class KrtcClient:
 
     def close(self) -> None:
         """Close the connection pool, if it is ours."""
-        if self._own_session:
-            self.session.close()
+        if not self._own_http:
+            return
+        if isinstance(self.http, urllib3.HTTPConnectionPool):
+            self.http.close()
+        else:
+            self.http.clear()
 
     def start(self, request: StartRequest | Mapping[str, Any]) -> StartResponse:
         """Start a recording; the response's ``sid`` names it from then on."""
@@ -188,7 +245,7 @@ class KrtcClient:
         """Call the action of ``request`` and return its typed response."""
         return self._call(request, RESPONSE_MODELS[request.action])
 
-    def prepare(self, request: ApiRequest) -> requests.PreparedRequest:
+    def prepare(self, request: ApiRequest) -> PreparedCall:
         """The signed HTTP request that would be sent, without sending it."""
         return build_request(self.url, request, self.auth)
 
@@ -221,25 +278,25 @@ class KrtcClient:
 
     def _send(self, request: ApiRequest, model: type[R]) -> R:
         action = request.action
+        prepared = self.prepare(request)
         try:
-            response = self.session.send(self.prepare(request), timeout=self.timeout)
-        except requests.Timeout as exc:
-            applied = not _never_connected(exc)
-            what = "no answer" if applied else "could not connect"
-            raise TransportError(
-                action, f"timed out ({what}) calling {self.url}", maybe_applied=applied
-            ) from None
-        except requests.RequestException as exc:
-            applied = not _never_connected(exc)
-            what = "connection lost" if applied else "could not connect"
-            raise TransportError(
-                action, f"{what} calling {self.url}: {type(exc).__name__}", maybe_applied=applied
-            ) from None
-        text = response.text
-        error = error_for_response(action, response.status_code, text, dict(response.headers))
+            response = self.http.urlopen(
+                prepared.method,
+                self._target,
+                body=prepared.body,
+                headers=prepared.headers,
+                retries=NO_RETRIES,
+                redirect=False,
+                timeout=self._timeout,
+                preload_content=True,
+            )
+        except HTTPError as exc:
+            raise _transport_error(action, self.url, exc) from None
+        text = _text(response.data, response.headers.get("content-type"))
+        error = error_for_response(action, response.status, text, dict(response.headers))
         if error is not None:
             raise error
-        return _parse_success(action, model, text, response.status_code)
+        return _parse_success(action, model, text, response.status)
 
 
 def _parse_success(action: Action, model: type[R], text: str, status: int) -> R:

@@ -29,6 +29,8 @@ class Reply:
 class Received:
     headers: dict[str, str]
     body: bytes
+    #: The request line's target: ``/cloud``, or an absolute URL when sent to a proxy.
+    path: str = ""
 
 
 class ScriptedServer:
@@ -56,7 +58,8 @@ def scripted_server() -> Iterator[ScriptedServer]:
         def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
             length = int(self.headers.get("content-length", "0"))
             body = self.rfile.read(length)
-            state.received.append(Received({k.lower(): v for k, v in self.headers.items()}, body))
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            state.received.append(Received(headers, body, self.path))
             reply = state._next()
             if reply.delay_s:
                 time.sleep(reply.delay_s)

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import logging
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
 from collections.abc import Iterator
 
 import pytest
+import urllib3
 from pydantic import SecretStr
 
 from orchestrator.krtc import errors as e
 from orchestrator.krtc.client import KrtcClient
+from orchestrator.krtc.enums import Action
+from orchestrator.krtc.validation import parse_request
 from orchestrator.settings import Settings
 from tests.conftest import SENTINEL_SECRET, SENTINEL_STORAGE_SECRET, TEST_ACCESS_KEY
 from tests.integration.scripted_server import Reply, ScriptedServer, free_port, scripted_server
@@ -200,7 +208,141 @@ def test_proxy_settings_are_read_once_from_the_environment(
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
     monkeypatch.setenv("NO_PROXY", "")
     proxied = KrtcClient(settings.model_copy(update={"endpoint": "https://krtc.example/cloud"}))
-    assert proxied.session.proxies.get("https") == "http://proxy.example:3128"
+    assert proxied.proxy == "http://proxy.example:3128"
+    assert isinstance(proxied.http, urllib3.ProxyManager)
+    assert (proxied.http.proxy.host, proxied.http.proxy.port) == ("proxy.example", 3128)
     monkeypatch.setenv("NO_PROXY", "krtc.example")
     direct = KrtcClient(settings.model_copy(update={"endpoint": "https://krtc.example/cloud"}))
-    assert "https" not in direct.session.proxies
+    assert direct.proxy is None
+    assert not isinstance(direct.http, urllib3.PoolManager)
+
+
+def test_calls_go_through_the_proxy_read_when_the_client_was_built(
+    monkeypatch: pytest.MonkeyPatch, server: ScriptedServer
+) -> None:
+    # The scripted server plays an HTTP proxy: it gets the absolute URL on the request line.
+    proxy = server.url.removesuffix("/cloud")
+    monkeypatch.setenv("HTTP_PROXY", f"http://user:{SENTINEL_SECRET}@{proxy.split('://')[1]}")
+    monkeypatch.setenv("NO_PROXY", "")
+    settings = Settings(
+        endpoint="http://krtc.example/cloud",
+        access_key=TEST_ACCESS_KEY,
+        secret_key=SecretStr(SENTINEL_SECRET),
+        read_timeout_s=2,
+    )
+    with KrtcClient(settings) as client:
+        assert client.proxy is not None and SENTINEL_SECRET not in client.proxy
+        monkeypatch.delenv("HTTP_PROXY")  # read once: later changes do not matter
+        server.script(Reply())
+        assert client.query(QUERY).sid
+    (got,) = server.received
+    assert got.path == "http://krtc.example/cloud"
+    assert got.headers["host"] == "krtc.example"
+    assert got.headers["proxy-authorization"].startswith("Basic ")
+    assert "Credential=" in got.headers["authorization"]
+
+
+def test_a_failed_call_is_sent_once(server, client) -> None:
+    # No retry below ours: not after a lost connection, not on a 503 or 429 with Retry-After.
+    for reply in (
+        Reply(drop=True),
+        Reply(status=503, body="", headers={"Retry-After": "0"}),
+        Reply(status=429, body="{}", headers={"Retry-After": "0"}),
+    ):
+        server.script(reply)
+        with pytest.raises(e.KrtcApiError):
+            client.start(START)
+        assert len(server.received) == 1
+
+
+def test_a_redirect_is_not_followed(server, client) -> None:
+    # A signed call is never re-sent elsewhere: a redirect means a wrong endpoint.
+    server.script(Reply(status=307, body="", headers={"Location": "http://127.0.0.1:1/cloud"}))
+    with pytest.raises(e.PermanentError) as info:
+        client.start(START)
+    assert info.value.status == 307
+    assert len(server.received) == 1
+
+
+def test_prepared_call_repr_shows_no_secret(client) -> None:
+    prepared = client.prepare(parse_request(Action.START, START))
+    assert SENTINEL_STORAGE_SECRET.encode() in prepared.body
+    assert "CloudRecordingStart" in repr(prepared)
+    for secret in (SENTINEL_SECRET, SENTINEL_STORAGE_SECRET, prepared.headers["Authorization"]):
+        assert secret not in repr(prepared)
+
+
+@pytest.fixture(scope="module")
+def self_signed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An HTTPS server on loopback whose certificate no CA signed."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+        + ["-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    with scripted_server() as plain:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        listener = socket.create_server(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        stop = threading.Event()
+
+        def serve() -> None:
+            listener.settimeout(0.1)
+            while not stop.is_set():
+                try:
+                    conn, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                try:
+                    context.wrap_socket(conn, server_side=True).close()
+                except (OSError, ssl.SSLError):
+                    conn.close()
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        try:
+            yield f"https://127.0.0.1:{port}/cloud"
+        finally:
+            stop.set()
+            thread.join(5)
+            listener.close()
+            assert plain.received == []
+
+
+def test_tls_certificates_are_verified(self_signed_server: str) -> None:
+    settings = Settings(
+        endpoint=self_signed_server,
+        access_key=TEST_ACCESS_KEY,
+        secret_key=SecretStr(SENTINEL_SECRET),
+    )
+    with KrtcClient(settings) as client, pytest.raises(e.TransportError) as info:
+        client.query(QUERY)
+    assert "SSLError" in info.value.reason
+    assert info.value.maybe_applied is False  # the handshake failed: nothing was sent
+
+
+def test_a_given_pool_manager_is_used_without_its_retries_and_left_open(server) -> None:
+    settings = Settings(
+        endpoint=server.url,
+        access_key=TEST_ACCESS_KEY,
+        secret_key=SecretStr(SENTINEL_SECRET),
+        read_timeout_s=2,
+    )
+    manager = urllib3.PoolManager(retries=urllib3.Retry(total=5))
+    with KrtcClient(settings, http=manager) as client:
+        assert client.http is manager
+        server.script(Reply(drop=True))
+        with pytest.raises(e.TransportError):
+            client.stop(QUERY)
+        assert len(server.received) == 1  # the manager's own retries are not used
+        server.script(Reply())
+        assert client.query(QUERY).sid
+    assert manager.pools  # close() leaves a pool it was given alone
+    manager.clear()

@@ -133,3 +133,47 @@ def test_redact_authorization_hides_only_the_signature() -> None:
     assert redacted.startswith(f"AWS4-HMAC-SHA256 Credential={AK}/")
     assert header.rsplit("=", 1)[1] not in redacted
     assert redacted.endswith("Signature=<redacted>")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://krtc.api.ksyun.com/cloud",
+        "https://krtc.api.ksyun.com:443/cloud",
+        "http://127.0.0.1:8080/cloud",
+        "http://127.0.0.1:80/cloud",
+        "https://krtc.example:8443/v1/./cloud/",
+        "https://krtc.example/cloud?b=2&a=1&a=0&empty=&sp%20ace=x~y",
+        "https://krtc.example",
+    ],
+)
+def test_signature_over_other_urls_matches_botocore(url: str) -> None:
+    # sign() on plain values: other hosts, ports, paths and query strings than the endpoint's.
+    auth = KopAuth(
+        Credentials(AK, SecretStr(SK)), region="cn-beijing-6", service="krtc", clock=lambda: FIXED
+    )
+    body = QUERY.to_wire_bytes()
+    given = {"content-type": "application/json", "x-action": "CloudRecordingQuery"}
+    headers = auth.sign("POST", url, {**given, "x-version": "v1", "Date": "stale"}, body)
+    assert "Date" not in headers
+    req = AWSRequest(
+        method="POST",
+        url=url,
+        data=body,
+        headers={
+            **given,
+            "x-version": "v1",
+            "x-amz-content-sha256": headers["x-amz-content-sha256"],
+        },
+    )
+    signer = SigV4Auth(BotoCredentials(AK, SK), "krtc", "cn-beijing-6")
+    req.context["timestamp"] = headers["x-amz-date"]
+    req.headers["X-Amz-Date"] = headers["x-amz-date"]
+    canonical = signer.canonical_request(req)
+    signature = signer.signature(signer.string_to_sign(req, canonical), req)
+    names = signer.signed_headers(signer.headers_to_sign(req))
+    assert headers["Authorization"] == (
+        f"AWS4-HMAC-SHA256 Credential={signer.scope(req)}, "
+        f"SignedHeaders={names}, Signature={signature}"
+    )
+    assert headers["Host"] == signer.headers_to_sign(req)["host"]
