@@ -38,23 +38,33 @@ __all__ = ["BEGIN_START", "FINISH_START", "Begun", "StartFlights"]
 _ACTION = "start"
 
 
-def _as_function(script: str, name: str) -> str:
-    """The body of a script (after the helpers) as a local Lua function."""
+_SESSION_HASH = "redis.call('HGETALL', KEYS[1])"
+
+
+def _as_function(script: str, name: str, *, with_hash: bool = True) -> str:
+    """The body of a script (after the helpers) as a local Lua function.
+
+    Without ``with_hash`` the function returns ``{}`` where the script returns the session's
+    ``HGETALL`` (for a caller that does not read it: no reply to build and decode).
+    """
     body = script[len(_HELPERS) :]
+    if not with_hash:
+        assert _SESSION_HASH in body
+        body = body.replace(_SESSION_HASH, "{}")
     return f"local function {name}()\n{body}\nend\n"
 
 
 #: Take the start lease, move the session to ``starting`` and count the attempt: one step.
 BEGIN_START = (
     _HELPERS
-    + _as_function(TRANSITION, "transition")
+    + _as_function(TRANSITION, "transition", with_hash=False)
     + """
 -- KEYS[1..4] as TRANSITION: session hash, history list, active set, identity
 -- KEYS[5] the start lease     {p}:session:{id}:start-lease
 -- KEYS[6] the run's counters  {p}:run:{run id}
 -- ARGV[1], ARGV[2] as TRANSITION (session id, JSON parameters)
 -- ARGV[3] the run's lease token, ARGV[4] lease ms, ARGV[5] seconds the run's counters live
--- Returns {applied, phase found, HGETALL after, run attempt}: applied -2 when another run
+-- Returns {applied, phase found, {}, run attempt}: applied -2 when another run
 -- holds the lease (nothing changed), else as TRANSITION (1 applied: the lease is now ours and
 -- the run's attempt counted; 0 refused: no lease taken; -1 no session).
 local holder = redis.call('GET', KEYS[5])
@@ -64,7 +74,7 @@ if r[1] ~= 1 then return {r[1], r[2], r[3], 0} end
 redis.call('SET', KEYS[5], ARGV[3], 'PX', ARGV[4])
 local attempt = redis.call('HINCRBY', KEYS[6], 'attempts', 1)
 redis.call('EXPIRE', KEYS[6], ARGV[5])
-return {1, r[2], redis.call('HGETALL', KEYS[1]), attempt}
+return {1, r[2], {}, attempt}
 """
 )
 
@@ -93,14 +103,12 @@ class Begun:
         busy: another run holds the lease (nothing changed).
         applied: the session moved to (or stayed in) ``starting``; the lease is ours.
         found: the phase the session was in (``None`` when busy).
-        session: the session after the step (``None`` when busy).
         attempt: the run's attempt number, from 1 (0 unless applied).
     """
 
     busy: bool
     applied: bool
     found: Phase | None
-    session: Session | None
     attempt: int
 
 
@@ -175,22 +183,24 @@ class StartFlights:
             incr=attempts_field(_ACTION),
         )
         with redis_errors(self._redis):
-            applied, found, flat, attempt = self._begin(
+            applied, found, _, attempt = self._begin(
                 keys=self._keys(session, run_id),
                 args=[session.id, args, token, max(1, int(lease_s * 1000)), self.run_ttl_s],
             )
         code = int(applied)
         if code == -2:
-            return Begun(True, False, None, None, 0)
+            return Begun(True, False, None, 0)
         if code == -1:
             raise SessionNotFoundError(session.id)
-        after = session_from_hash(session.id, hash_pairs(flat))
-        return Begun(False, code == 1, Phase(text(found)), after, int(attempt))
+        return Begun(False, code == 1, Phase(text(found)), int(attempt))
 
     def finish(
         self, session: Session, sid: str, *, run_id: str, token: str, now: float, why: str
     ) -> AdoptResult:
         """Store ``sid`` (as :meth:`SessionStore.adopt_sid`), release the lease, forget the run.
+
+        The result's ``session`` is only there for a stray sid (``other``, ``finished``): the
+        start job reads it only then.
 
         Raises:
             StateUnavailableError: Redis cannot be reached.
@@ -215,6 +225,7 @@ class StartFlights:
         result = AdoptOutcome(text(outcome))
         if result == AdoptOutcome.MISSING:
             return AdoptResult(result, None, None)
-        return AdoptResult(
-            result, Phase(text(found)), session_from_hash(session.id, hash_pairs(flat))
-        )
+        # The session is decoded only where the job reads it: a sid that nothing follows.
+        stray = result in (AdoptOutcome.OTHER, AdoptOutcome.FINISHED)
+        after = session_from_hash(session.id, hash_pairs(flat)) if stray else None
+        return AdoptResult(result, Phase(text(found)), after)
