@@ -348,10 +348,11 @@ class SessionStore:
         """
 
         def read() -> builtins.list[Any]:
+            if not with_history:  # one command: no MULTI/EXEC to send and parse
+                return [self._redis.hgetall(self.keys.session(session_id))]
             pipe = self._redis.pipeline(transaction=True)
             pipe.hgetall(self.keys.session(session_id))
-            if with_history:
-                pipe.lrange(self.keys.history(session_id), 0, -1)
+            pipe.lrange(self.keys.history(session_id), 0, -1)
             return pipe.execute()
 
         try:
