@@ -54,6 +54,10 @@ SWEEP_EVERY_S = 1.0
 WAIT_S = 1.0
 #: How long it blocks instead while starts of its own are running (their acks wait for it).
 BUSY_WAIT_S = 0.1
+#: With no thread free, the dispatcher waits for ``threads // BATCH_SHARE`` free threads, up to
+#: ``BATCH_WAIT_S``, so that one take (one round trip) serves several starts.
+BATCH_SHARE = 8
+BATCH_WAIT_S = 0.005
 #: Seconds past the longest run before a delivery may go to another worker.
 VISIBILITY_MARGIN_S = 3.0
 #: After a Redis failure, the dispatcher waits this long before it tries again.
@@ -159,27 +163,37 @@ class LaneConsumer:
                 log.warning("start lane: %s; trying again in %.0f s", exc, _BACKOFF_S)
                 self._stopping.wait(_BACKOFF_S)
                 continue
-            if not entries:
-                with self._lock:  # runs that end soon have acks to send: look again sooner
+            if entries:
+                with self._lock:
+                    self._running += len(entries)
+                    self._taken.update(e.delivery for e in entries)
+                for entry in entries:
+                    self._pool.submit(self._run, entry)
+            if len(entries) < free:
+                # The lane is empty: block until an entry comes (runs of its own that end
+                # meanwhile have acks to send: look again sooner then).
+                with self._lock:
                     longest = WAIT_S if self._running == 0 else BUSY_WAIT_S
                 self._idle(lane, min(longest, max(0.0, next_sweep - time.monotonic())))
-                continue
-            with self._lock:
-                self._running += len(entries)
-                self._taken.update(e.delivery for e in entries)
-            for entry in entries:
-                self._pool.submit(self._run, entry)
 
     def _wait_for_free(self) -> int:
+        """Wait for a free thread, then briefly for a few more (one take for several)."""
         with self._lock:
             while self._running >= self.threads and not self._stopping.is_set():
                 self._lock.wait(0.5)
+            batch = max(1, self.threads // BATCH_SHARE)
+            deadline = time.monotonic() + BATCH_WAIT_S
+            while self.threads - self._running < batch and not self._stopping.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._lock.wait(left)
             return self.threads - self._running
 
     def _idle(self, lane: StartLane, timeout_s: float) -> None:
         with self._lock:
-            if self._acks:
-                return  # acknowledge first: nothing to take, but the lane should know
+            if self._acks and self._running == 0:
+                return  # the last acks: send them now
         try:
             lane.wait(max(0.05, timeout_s))
         except StateError as exc:
