@@ -39,7 +39,8 @@ class AsyncStartQueue:
         self.store = store
         self.celery = celery
         broker_url = str(celery.conf.broker_url)
-        self.outbox = same_redis(store, broker_url)
+        transport = celery.conf.broker_transport_options or {}
+        self.outbox = same_redis(store, broker_url, transport.get("master_name"))
         self.broker: AsyncRedis = store.redis if self.outbox else connect_async(broker_url, options)
 
     async def create(self, **create: Any) -> CreateResult:
@@ -50,8 +51,11 @@ class AsyncStartQueue:
         """
         outbox = self._message if self.outbox else None
         result = await self.store.create(**create, outbox=outbox)
-        if result.created and not self.outbox:
-            await self.send(START_TASK, [result.session.id])
+        if result.created:
+            if not self.outbox:
+                await self.send(START_TASK, [result.session.id])
+            # As StartQueue.create: the session and its message on the replicas first.
+            await self.store.replica_acks.confirm("create", [result.session.id])
         return result
 
     async def send(self, task: str, args: list[Any]) -> str:
