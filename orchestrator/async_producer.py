@@ -14,6 +14,11 @@ Every method of :class:`~orchestrator.producer.Recorder`, as a coroutine on ``re
 the event loop never waits on Redis. The validation, the arguments and the errors are the
 sync recorder's own functions; the session-create script (which also pushes the start message,
 the outbox) and the key names are the sync store's; only the round trips are awaited.
+
+``REDIS_URL`` may name Sentinels (``sentinel://...``): the client then follows the primary
+through a failover (calls raise ``StateUnavailableError`` until the Sentinels name the new one).
+A create with its queued start and a stop request wait for the replicas afterwards, as the sync
+recorder's do (:class:`~orchestrator.state.replication.AsyncReplicaAcks`).
 """
 
 from __future__ import annotations

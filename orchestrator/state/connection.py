@@ -24,6 +24,8 @@ High availability: ``REDIS_URL`` may name Redis Sentinels instead of a server, i
 The client is then redis-py's ``Sentinel(...).master_for(master_name)``: every new connection
 asks the Sentinels where the primary is, so after a failover the next command reaches the new
 primary (until the Sentinels know it, commands fail with ``StateUnavailableError``).
+:func:`connect_async` does the same with ``redis.asyncio.sentinel.Sentinel`` (close its clients
+with :func:`close_async`).
 """
 
 from __future__ import annotations
