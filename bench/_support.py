@@ -35,12 +35,11 @@ from types import FrameType
 from typing import Any
 
 from pydantic import SecretStr
-from redis import Redis
 
 from orchestrator.settings import DEFAULT_REDIS_URL, Settings, settings_env
 from orchestrator.stack.local import ChildProcess
-from orchestrator.stack.redis_server import EmbeddedRedis, redis_answers
-from orchestrator.state import Keys
+from orchestrator.stack.redis_server import EmbeddedRedis, delete_prefix, redis_answers
+from orchestrator.state.connection import RedisOptions
 
 __all__ = [
     "ROOT",
@@ -213,28 +212,21 @@ def start_workers(
         children.append(start_worker(f"{n}", settings, workdir, argv))
 
 
-def delete_prefix(url: str, prefix: str) -> int:
-    """Delete every key under ``prefix``; returns how many there were."""
-    client = Redis.from_url(url, socket_connect_timeout=5)
-    try:
-        keys = list(client.scan_iter(match=Keys(prefix).pattern(), count=1000))
-        for start in range(0, len(keys), 500):
-            client.delete(*keys[start : start + 500])
-        return len(keys)
-    finally:
-        client.close()
-
-
 def clean_up(
-    children: list[ChildProcess], url: str, prefixes: list[str], embedded: EmbeddedRedis | None
+    children: list[ChildProcess],
+    url: str,
+    prefixes: list[str],
+    embedded: EmbeddedRedis | None,
+    options: RedisOptions | None = None,
 ) -> None:
     """Stop ``children`` (the last started first), delete the keys under ``prefixes`` from
-    ``url``, then stop ``embedded`` (if any) even if that failed."""
+    ``url`` (:func:`delete_prefix`, with ``options``: a Sentinel URL's primary name), then stop
+    ``embedded`` (if any) even if that failed."""
     try:
         for child in reversed(children):
             child.stop()
         for prefix in prefixes:
-            delete_prefix(url, prefix)
+            delete_prefix(url, prefix, options)
     finally:
         if embedded is not None:
             embedded.stop()

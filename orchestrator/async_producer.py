@@ -14,6 +14,11 @@ Every method of :class:`~orchestrator.producer.Recorder`, as a coroutine on ``re
 the event loop never waits on Redis. The validation, the arguments and the errors are the
 sync recorder's own functions; the session-create script (which also pushes the start message,
 the outbox) and the key names are the sync store's; only the round trips are awaited.
+
+``REDIS_URL`` may name Sentinels (``sentinel://...``): the client then follows the primary
+through a failover (calls raise ``StateUnavailableError`` until the Sentinels name the new one).
+A create with its queued start and a stop request wait for the replicas afterwards, as the sync
+recorder's do (:class:`~orchestrator.state.replication.AsyncReplicaAcks`).
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from orchestrator.state import (
     StopRequestResult,
 )
 from orchestrator.state.aio import AsyncSessionStore
-from orchestrator.state.connection import RedisOptions
+from orchestrator.state.connection import RedisOptions, close_async
 from orchestrator.state.session import DEFAULT_MAX_RESTARTS
 from orchestrator.tasking.app import sending_app
 from orchestrator.tasking.async_send import AsyncStartQueue
@@ -90,7 +95,7 @@ class AsyncRecorder:
     async def close(self) -> None:
         """Close the Redis connections (call it when the app shuts down)."""
         if self.starts.broker is not self.store.redis:
-            await self.starts.broker.aclose()
+            await close_async(self.starts.broker)
         await self.store.close()
 
     # -- jobs ----------------------------------------------------------------------------------
@@ -142,21 +147,29 @@ class AsyncRecorder:
         """
         chain = stop_steps(session_id, why)
         step = next(chain)
-        while True:
-            reply: StopRequestResult | SessionNotFoundError
-            try:
-                reply = await self.store.request_stop(
-                    step.session_id, why=step.why, source=Source.PRODUCER
-                )
-            except SessionNotFoundError as exc:
-                reply = exc
-            if isinstance(reply, StopRequestResult) and reply.needs_stop_call:
-                await self.starts.send(STOP_TASK, [reply.session.id])
-            try:
-                step = chain.send(reply)
-            except StopIteration as done:
-                last: StopRequestResult = done.value
-                return last.session
+        stopped: builtins.list[str] = []
+        try:
+            while True:
+                reply: StopRequestResult | SessionNotFoundError
+                try:
+                    reply = await self.store.request_stop(
+                        step.session_id, why=step.why, source=Source.PRODUCER
+                    )
+                    stopped.append(reply.session.id)
+                except SessionNotFoundError as exc:
+                    reply = exc
+                if isinstance(reply, StopRequestResult) and reply.needs_stop_call:
+                    await self.starts.send(STOP_TASK, [reply.session.id])
+                try:
+                    step = chain.send(reply)
+                except StopIteration as done:
+                    last: StopRequestResult = done.value
+                    return last.session
+        finally:
+            if stopped:
+                # As stop_chain: the stop requests and their messages on the replicas before
+                # the caller relies on them.
+                await self.store.replica_acks.confirm("stop", stopped)
 
     async def update(self, session_id: str, client_request: Mapping[str, Any]) -> Session:
         """:meth:`Recorder.update`, awaited."""

@@ -31,9 +31,8 @@ from orchestrator.sandbox.config import (
 )
 from orchestrator.sandbox.runner import SandboxThread
 from orchestrator.settings import DEFAULT_REDIS_URL, Settings, settings_env
-from orchestrator.stack.redis_server import EmbeddedRedis, redis_answers
-from orchestrator.state import Keys
-from orchestrator.state.connection import connect
+from orchestrator.stack.redis_server import EmbeddedRedis, delete_prefix, redis_answers
+from orchestrator.state.connection import RedisOptions
 
 __all__ = ["LocalStack", "ChildProcess"]
 
@@ -222,7 +221,12 @@ class LocalStack:
             self._sandbox.stop()
             self._sandbox = None
         if self.settings is not None:
-            _delete_prefix(self.settings.redis_url, self.prefix)
+            try:
+                delete_prefix(
+                    self.settings.redis_url, self.prefix, RedisOptions.from_settings(self.settings)
+                )
+            except Exception:  # best effort: the stack is going away
+                pass
         if self._redis is not None:
             self._redis.stop()
             self._redis = None
@@ -233,15 +237,3 @@ class LocalStack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _delete_prefix(url: str, prefix: str) -> None:
-    client = connect(url)
-    try:
-        keys = list(client.scan_iter(match=Keys(prefix).pattern(), count=1000))
-        for start in range(0, len(keys), 500):
-            client.delete(*keys[start : start + 500])
-    except Exception:  # best effort: the stack is going away
-        pass
-    finally:
-        client.close()

@@ -13,8 +13,12 @@ from redis.exceptions import RedisError
 
 from orchestrator.errors import ConfigError
 from orchestrator.state.connection import RedisOptions, connect
+from orchestrator.state.keys import Keys
 
-__all__ = ["EmbeddedRedis", "redis_answers", "free_port"]
+__all__ = ["EmbeddedRedis", "delete_prefix", "redis_answers", "free_port"]
+
+#: Keys deleted per ``DEL`` by :func:`delete_prefix`.
+_DELETE_BATCH = 500
 
 
 def free_port() -> int:
@@ -31,6 +35,29 @@ def redis_answers(url: str, timeout_s: float = 1.0) -> bool:
         return bool(client.ping())
     except RedisError:
         return False
+    finally:
+        client.close()
+
+
+def delete_prefix(url: str, prefix: str, options: RedisOptions | None = None) -> int:
+    """Delete every key under ``prefix`` (Celery's included: they share it) and nothing else;
+    returns how many there were.
+
+    Args:
+        url: any ``REDIS_URL`` :func:`~orchestrator.state.connection.connect` takes, Sentinels
+            included (then on the current primary).
+        prefix: the ``KRTC_REDIS_PREFIX`` whose keys go.
+        options: timeouts and, for Sentinels, the primary's name (default: the defaults).
+
+    Raises:
+        redis.exceptions.RedisError: Redis could not be reached or refused.
+    """
+    client = connect(url, options)
+    try:
+        keys = list(client.scan_iter(match=Keys(prefix).pattern(), count=1000))
+        for start in range(0, len(keys), _DELETE_BATCH):
+            client.delete(*keys[start : start + _DELETE_BATCH])
+        return len(keys)
     finally:
         client.close()
 

@@ -30,6 +30,7 @@ from orchestrator.state.connection import (
     READ_BACKOFF_BASE_S,
     READ_BACKOFF_CAP_S,
     RedisOptions,
+    close_async,
     connect_async,
 )
 from orchestrator.state.dead_letters import DeadLetter
@@ -44,6 +45,7 @@ from orchestrator.state.plans import (
     stop_keys,
     stop_result,
 )
+from orchestrator.state.replication import AsyncReplicaAcks
 from orchestrator.state.results import CreateResult, StopRequestResult
 from orchestrator.state.scripts import COMPARE_AND_DELETE, CREATE, NEXT_SEQUENCE, REQUEST_STOP
 from orchestrator.state.sequences import _REFUSING, SEQUENCE_FIELD_PREFIX, Numbered
@@ -102,6 +104,9 @@ class AsyncSessionStore:
         read_retries: times a read is sent again after a connection error.
         events: records lifecycle events in the scripts, as ``SessionStore`` does (a start
             cancelled before it was sent is ``recording.stopped``); ``None``: none.
+        replica_acks: how the writes callers rely on wait for the replicas, as
+            ``SessionStore.replica_acks`` (default: one acknowledgement when the primary has
+            replicas, within 500 ms).
     """
 
     def __init__(
@@ -115,6 +120,7 @@ class AsyncSessionStore:
         clock: Callable[[], Awaitable[float]] | None = None,
         read_retries: int = 3,
         events: EventLog | None = None,
+        replica_acks: AsyncReplicaAcks | None = None,
     ) -> None:
         self.keys = Keys(prefix)
         self.events = events
@@ -132,23 +138,29 @@ class AsyncSessionStore:
         self._compare_and_delete = redis.register_script(COMPARE_AND_DELETE)
         self._request_stop = redis.register_script(REQUEST_STOP)
         self._next_sequence = redis.register_script(NEXT_SEQUENCE)
+        #: Waits for the replicas after a write a caller relies on (a create, a stop request).
+        self.replica_acks = replica_acks or AsyncReplicaAcks(redis, self.keys)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AsyncSessionStore:
         """A store on a new async client of ``settings`` (as ``SessionStore.from_settings``)."""
         options = RedisOptions.from_settings(settings)
+        client = connect_async(settings.redis_url, options)
         return cls(
-            connect_async(settings.redis_url, options),
+            client,
             prefix=settings.redis_prefix,
             retention_s=settings.session_retention_s,
             idempotency_ttl_s=settings.session_retention_s,
             read_retries=options.read_retries,
             events=event_log_from_settings(settings),
+            replica_acks=AsyncReplicaAcks.from_settings(
+                client, Keys(settings.redis_prefix), settings
+            ),
         )
 
     async def close(self) -> None:
-        """Close the client's connections."""
-        await self.redis.aclose()
+        """Close the client's connections (and the Sentinels', for a ``sentinel://`` URL)."""
+        await close_async(self.redis)
 
     async def create(self, **create: Any) -> CreateResult:
         """:meth:`SessionStore.create`, awaited (same arguments, same atomicity)."""

@@ -24,6 +24,8 @@ High availability: ``REDIS_URL`` may name Redis Sentinels instead of a server, i
 The client is then redis-py's ``Sentinel(...).master_for(master_name)``: every new connection
 asks the Sentinels where the primary is, so after a failover the next command reaches the new
 primary (until the Sentinels know it, commands fail with ``StateUnavailableError``).
+:func:`connect_async` does the same with ``redis.asyncio.sentinel.Sentinel`` (close its clients
+with :func:`close_async`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from urllib.parse import quote, unquote, urlsplit
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.asyncio.retry import Retry as AsyncRetry
+from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+from redis.asyncio.sentinel import SentinelConnectionPool as AsyncSentinelConnectionPool
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.exceptions import ConnectionError
 from redis.retry import Retry
@@ -59,6 +63,7 @@ __all__ = [
     "ReadRetry",
     "SentinelUrl",
     "broker_url",
+    "close_async",
     "connect",
     "connect_async",
     "is_sentinel_url",
@@ -290,11 +295,11 @@ def same_server(client: Redis | AsyncRedis, url: str, master_name: str | None = 
         except ValueError:
             return False
         return (
-            isinstance(pool, SentinelConnectionPool)
+            isinstance(pool, SentinelConnectionPool | AsyncSentinelConnectionPool)
             and pool.service_name == (master_name or DEFAULT_REDIS_MASTER_NAME)
             and int(ours.get("db", 0)) == theirs.db
         )
-    if isinstance(pool, SentinelConnectionPool):
+    if isinstance(pool, SentinelConnectionPool | AsyncSentinelConnectionPool):
         return False
     try:
         broker = parse_url(url)  # type: ignore[no-untyped-call]
@@ -364,18 +369,11 @@ def connect(
     """
     options = options or RedisOptions()
     if is_sentinel_url(url):
-        kwargs = options.client_kwargs()
-        sentinels = SentinelUrl.parse(url)
-        kwargs.update(overrides)
-        kwargs.update(decode_responses=decode_responses, db=sentinels.db)
-        if sentinels.password:
-            kwargs["password"] = sentinels.password
-        if sentinels.username:
-            kwargs["username"] = sentinels.username
+        hosts, sentinel_kwargs, kwargs = _sentinel_args(
+            url, options, {"decode_responses": decode_responses, **overrides}
+        )
         manager = Sentinel(  # type: ignore[no-untyped-call]
-            list(sentinels.hosts),
-            sentinel_kwargs=options.sentinel_kwargs(sentinels),
-            **kwargs,
+            hosts, sentinel_kwargs={**sentinel_kwargs, "retry": Retry(NoBackoff(), 0)}, **kwargs
         )
         client: Redis = manager.master_for(  # type: ignore[no-untyped-call]
             options.master_name, redis_class=Redis
@@ -392,17 +390,61 @@ def connect_async(
     decode_responses: bool = True,
     **overrides: Any,
 ) -> AsyncRedis:
-    """A ``redis.asyncio`` client of ``url``, with the same options as :func:`connect`.
+    """A ``redis.asyncio`` client of ``url``, with the same options as :func:`connect`: a
+    ``sentinel://`` URL gives a client that follows the primary ``options.master_name``
+    (redis-py's ``redis.asyncio.sentinel.Sentinel``). Close it with :func:`close_async`.
 
     Raises:
-        ValueError: ``url`` is not a Redis URL, or names Sentinels (not supported here yet:
-            use the synchronous :class:`~orchestrator.producer.Recorder` with Sentinel).
+        ValueError: ``url`` is not a Redis URL.
     """
+    options = options or RedisOptions()
+    overrides = {"retry": AsyncRetry(NoBackoff(), 0), **overrides}
     if is_sentinel_url(url):
-        raise ValueError("the asyncio client does not follow Sentinels yet; use Recorder")
-    kwargs = _client_kwargs(url, options, {"retry": AsyncRetry(NoBackoff(), 0), **overrides})
+        hosts, sentinel_kwargs, kwargs = _sentinel_args(
+            url, options, {"decode_responses": decode_responses, **overrides}
+        )
+        manager = AsyncSentinel(  # type: ignore[no-untyped-call]
+            hosts,
+            sentinel_kwargs={**sentinel_kwargs, "retry": AsyncRetry(NoBackoff(), 0)},
+            **kwargs,
+        )
+        sentinel_client: AsyncRedis = manager.master_for(
+            options.master_name, redis_class=AsyncRedis
+        )
+        return sentinel_client
+    kwargs = _client_kwargs(url, options, overrides)
     client: AsyncRedis = AsyncRedis.from_url(url, decode_responses=decode_responses, **kwargs)
     return client
+
+
+async def close_async(client: AsyncRedis) -> None:
+    """Close ``client``'s connections, and for a Sentinel client those to the Sentinels too
+    (the client owns its pool; the Sentinels' clients belong to the pool's manager)."""
+    await client.aclose()
+    manager = getattr(client.connection_pool, "sentinel_manager", None)
+    for sentinel in getattr(manager, "sentinels", ()):
+        await sentinel.aclose()
+
+
+def _sentinel_args(
+    url: str, options: RedisOptions, overrides: dict[str, Any]
+) -> tuple[list[tuple[str, int]], dict[str, Any], dict[str, Any]]:
+    """What redis-py's ``Sentinel`` (sync or asyncio) is built with for ``url``: the Sentinels'
+    addresses, the options of the clients that ask them, and the data nodes' connection options.
+
+    The clients that ask the Sentinels get no retry of their own (the caller adds one of its
+    kind): the manager asks the next Sentinel anyway, and redis-py's default (3 retries, backoff
+    up to 10 s) would hold every new connection for seconds while one Sentinel is down.
+    """
+    sentinels = SentinelUrl.parse(url)
+    kwargs = options.client_kwargs()
+    kwargs.update(overrides)
+    kwargs["db"] = sentinels.db
+    if sentinels.password:
+        kwargs["password"] = sentinels.password
+    if sentinels.username:
+        kwargs["username"] = sentinels.username
+    return list(sentinels.hosts), options.sentinel_kwargs(sentinels), kwargs
 
 
 def _client_kwargs(

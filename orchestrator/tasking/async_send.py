@@ -48,7 +48,8 @@ class AsyncStartQueue:
         self.celery = celery
         self.lane_key = store.keys.start_lane("ready") if lane else None
         broker_url = str(celery.conf.broker_url)
-        same = same_redis(store, broker_url)
+        transport = celery.conf.broker_transport_options or {}
+        same = same_redis(store, broker_url, transport.get("master_name"))
         self.outbox = same or self.lane_key is not None
         self.broker: AsyncRedis = store.redis if same else connect_async(broker_url, options)
 
@@ -60,8 +61,11 @@ class AsyncStartQueue:
         """
         outbox = self._message if self.outbox else None
         result = await self.store.create(**create, outbox=outbox)
-        if result.created and not self.outbox:
-            await self.send(START_TASK, [result.session.id])
+        if result.created:
+            if not self.outbox:
+                await self.send(START_TASK, [result.session.id])
+            # As StartQueue.create: the session and its message on the replicas first.
+            await self.store.replica_acks.confirm("create", [result.session.id])
         return result
 
     async def send(self, task: str, args: list[Any]) -> str:

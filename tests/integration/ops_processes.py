@@ -15,7 +15,16 @@ from prometheus_client.parser import text_string_to_metric_families
 from orchestrator.stack.local import ChildProcess
 from orchestrator.stack.redis_server import free_port
 
-__all__ = ["Samples", "child_env", "free_port", "scrape", "spawn", "value", "wait_until"]
+__all__ = [
+    "Samples",
+    "child_env",
+    "free_port",
+    "scrape",
+    "spawn",
+    "spawn_metrics",
+    "value",
+    "wait_until",
+]
 
 #: ``(sample name, sorted label items) -> value``.
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -33,6 +42,14 @@ def spawn(name: str, argv: list[str], env: dict[str, str], workdir: Path) -> Chi
             start_new_session=True,
         )
     return ChildProcess(name, process, log_path)
+
+
+def spawn_metrics(env: dict[str, str], workdir: Path) -> tuple[ChildProcess, str]:
+    """``krtc-rec metrics`` on a free port of 127.0.0.1 (not waited for: ``wait_for("metrics:
+    serving")``); the child and the URL to scrape."""
+    port = free_port()
+    argv = ["metrics", "--port", str(port), "--host", "127.0.0.1"]
+    return spawn("metrics", argv, env, workdir), f"http://127.0.0.1:{port}/metrics"
 
 
 def scrape(url: str) -> Samples:

@@ -27,6 +27,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from orchestrator.state import DeadLetterStore, Keys, SessionStore
+from orchestrator.state.connection import connect
 
 __all__ = [
     "DEFAULT_TEST_REDIS_URL",
@@ -93,7 +94,8 @@ def redis_url() -> str:
 def key_prefix(redis_url: str) -> Iterator[str]:
     prefix = f"test-{uuid.uuid4().hex}"
     yield prefix
-    client = Redis.from_url(redis_url)
+    # The project's own client: a module may point redis_url at Sentinels.
+    client = connect(redis_url)
     try:
         delete_prefix(client, prefix)
     finally:

@@ -20,7 +20,7 @@ from tests.integration.ops_processes import (
     child_env,
     free_port,
     scrape,
-    spawn,
+    spawn_metrics,
     value,
     wait_until,
 )
@@ -51,16 +51,9 @@ def test_the_endpoint_exposes_every_metric_and_the_values_move_when_tasks_run(
     queue_stack: QueueStack, redis_client: Redis, key_prefix: str, tmp_path: Path
 ) -> None:
     # Given `krtc-rec metrics` and a worker on the test's prefix
-    port = free_port()
-    server = spawn(
-        "metrics",
-        ["metrics", "--port", str(port), "--host", "127.0.0.1"],
-        child_env(queue_stack.env),
-        tmp_path,
-    )
+    server, url = spawn_metrics(child_env(queue_stack.env), tmp_path)
     try:
         server.wait_for("metrics: serving", 30)
-        url = f"http://127.0.0.1:{port}/metrics"
         before = scrape(url)
         assert EXPECTED_SAMPLES <= _names(before)
         assert value(before, "krtc_api_requests_total", action="start", outcome="ok") == 0
