@@ -81,13 +81,15 @@ return {1, r[2], {}, attempt}
 #: Store the sid, release the lease if still ours, forget the run: one step.
 FINISH_START = (
     _HELPERS
-    + _as_function(ADOPT_SID, "adopt")
+    + _as_function(ADOPT_SID, "adopt", with_hash=False)
     + """
 -- KEYS[1..4] as ADOPT_SID: session hash, history list, active set, identity (unused)
 -- KEYS[5] the start lease, KEYS[6] the run's counters
 -- ARGV[1], ARGV[2] as ADOPT_SID; ARGV[3] the run's lease token
--- Returns what ADOPT_SID returns.
+-- Returns what ADOPT_SID returns, the session's HGETALL only for a stray sid ('other',
+-- 'finished': the one case the start job reads it), {} otherwise.
 local r = adopt()
+if r[1] == 'other' or r[1] == 'finished' then r[3] = redis.call('HGETALL', KEYS[1]) end
 if redis.call('GET', KEYS[5]) == ARGV[3] then redis.call('DEL', KEYS[5]) end
 redis.call('DEL', KEYS[6])
 return r
