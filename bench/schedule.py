@@ -41,8 +41,6 @@ import time  # noqa: E402
 import uuid  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 
-from redis import Redis  # noqa: E402
-
 from bench import _support as support  # noqa: E402
 from orchestrator.schedule import Occurrence, Outcome, Scheduler, ScheduleStore  # noqa: E402
 from orchestrator.settings import settings_env  # noqa: E402
@@ -141,7 +139,7 @@ def main() -> int:
         beat = ["-m", "orchestrator.cli", "beat", "--schedule-file", str(workdir / "beat")]
         env = {**os.environ, **settings_env(settings)}
         children.append(support.spawn("beat", beat, env, workdir / "beat.log"))
-        client = Redis.from_url(url, decode_responses=True)
+        client = support.connect_redis(url)
         scheduler = Scheduler(settings, store=ScheduleStore(client, prefix=prefix))
         sessions = SessionStore(client, prefix=prefix)
         time.sleep(2.0)  # beat's first ticks
