@@ -13,7 +13,8 @@ entries, its index entries), per dead letter and per alert: ``--count`` records 
 keys, for the sizing table of docs/operations.md.
 
 Everything is under the bench's own key prefix, deleted at the end (even on Ctrl-C). Redis:
-``REDIS_URL`` if set, else 127.0.0.1:6379 if it answers, else an embedded ``redis-server``.
+``REDIS_URL`` if set (Sentinels too: ``sentinel://...``), else 127.0.0.1:6379 if it answers,
+else an embedded ``redis-server``.
 
 Run: ``.venv/bin/python bench/retention.py [churn|measure]`` (``--help`` for the options).
 """

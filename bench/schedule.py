@@ -18,7 +18,8 @@ For every occurrence it reports, from its due time:
 Schedules are added a few seconds before the first is due (the worker and beat are up by then).
 Everything the bench starts is stopped and every key under its own prefix deleted, even on Ctrl-C
 or SIGTERM (the logs stay in a ``bench-schedule-*`` temporary directory). Redis: ``REDIS_URL`` if
-set, else 127.0.0.1:6379 if it answers, else an embedded ``redis-server``.
+set (Sentinels too: ``sentinel://...``), else 127.0.0.1:6379 if it answers, else an embedded
+``redis-server``.
 
 Run: ``.venv/bin/python bench/schedule.py`` (``--help`` for the options).
 """
