@@ -5,6 +5,10 @@ there itself).
 
 * :func:`redis_for_bench`: ``REDIS_URL`` if set, else 127.0.0.1:6379 if it answers, else an
   embedded ``redis-server`` (which the caller stops).
+* :func:`redis_options` and :func:`connect_redis`: a client of any ``REDIS_URL`` the project
+  takes (``sentinel://`` included, with ``KRTC_REDIS_MASTER_NAME`` and the other
+  ``KRTC_REDIS_*`` settings of the environment), built by
+  :func:`orchestrator.state.connection.connect` like every client of the project.
 * :func:`spawn`: ``python ARGV`` from the repository's root in its own process group, its
   output in a log file (not waited for: e.g. ``krtc-rec beat``).
 * :func:`start_sandbox`: ``krtc-rec sandbox`` in its own process group, with the benches' key
@@ -30,16 +34,18 @@ import signal
 import subprocess
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from pydantic import SecretStr
+from redis import Redis
 
-from orchestrator.settings import DEFAULT_REDIS_URL, Settings, settings_env
+from orchestrator.settings import DEFAULT_REDIS_URL, Settings, load_settings, settings_env
 from orchestrator.stack.local import ChildProcess
 from orchestrator.stack.redis_server import EmbeddedRedis, delete_prefix, redis_answers
-from orchestrator.state.connection import RedisOptions
+from orchestrator.state.connection import RedisOptions, connect
 
 __all__ = [
     "ROOT",
@@ -48,6 +54,8 @@ __all__ = [
     "bench_settings",
     "start_body",
     "redis_for_bench",
+    "redis_options",
+    "connect_redis",
     "spawn",
     "start_sandbox",
     "start_worker",
@@ -87,6 +95,21 @@ def redis_for_bench() -> tuple[str, EmbeddedRedis | None]:
         return DEFAULT_REDIS_URL, None
     embedded = EmbeddedRedis()
     return embedded.start(), embedded
+
+
+def redis_options(**overrides: Any) -> RedisOptions:
+    """The Redis options of the environment's settings (``KRTC_REDIS_MASTER_NAME``,
+    ``KRTC_REDIS_SENTINEL_PASSWORD``, the timeouts), with ``overrides`` (``RedisOptions``
+    fields) on top."""
+    return replace(RedisOptions.from_settings(load_settings()), **overrides)
+
+
+def connect_redis(
+    url: str, options: RedisOptions | None = None, *, decode_responses: bool = True, **kwargs: Any
+) -> Redis:
+    """A client of ``url``, a ``REDIS_URL`` of the user's (Sentinels included), with
+    ``options`` (default: :func:`redis_options`) and more ``redis.Redis`` arguments."""
+    return connect(url, options or redis_options(), decode_responses=decode_responses, **kwargs)
 
 
 def spawn(
@@ -220,13 +243,13 @@ def clean_up(
     options: RedisOptions | None = None,
 ) -> None:
     """Stop ``children`` (the last started first), delete the keys under ``prefixes`` from
-    ``url`` (:func:`delete_prefix`, with ``options``: a Sentinel URL's primary name), then stop
-    ``embedded`` (if any) even if that failed."""
+    ``url`` (:func:`delete_prefix`, with ``options``, default :func:`redis_options`: a
+    Sentinel URL's primary name), then stop ``embedded`` (if any) even if that failed."""
     try:
         for child in reversed(children):
             child.stop()
         for prefix in prefixes:
-            delete_prefix(url, prefix, options)
+            delete_prefix(url, prefix, options or redis_options())
     finally:
         if embedded is not None:
             embedded.stop()

@@ -74,6 +74,7 @@ from orchestrator.settings import Settings, settings_env  # noqa: E402
 from orchestrator.stack import EmbeddedRedis  # noqa: E402
 from orchestrator.stack.local import ChildProcess  # noqa: E402
 from orchestrator.state import Session  # noqa: E402
+from orchestrator.state.connection import RedisOptions  # noqa: E402
 from orchestrator.tasking.queues import START_QUEUE, STOP_QUEUE  # noqa: E402
 
 APP_ID = "chaos-app"
@@ -316,7 +317,12 @@ def drive(
     """Start and stop the planned recordings while the faults run, for ``args.duration`` s."""
     assert stack.settings is not None
     prefix = stack.settings.redis_prefix
-    broker = Redis.from_url(stack.settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+    # Raw bytes: the copies of task messages must be byte for byte the originals.
+    broker = support.connect_redis(
+        stack.settings.redis_url,
+        RedisOptions.from_settings(stack.settings).with_timeouts(2.0),
+        decode_responses=False,
+    )
     duration = args.duration
     began = time.monotonic()
     # (offset s, order, kind, payload)

@@ -22,7 +22,8 @@ concurrency`` starts; the sandbox is reset before each. The best round of each s
 (the machine is shared: the best round is the least disturbed), with the CPU it used: the worker
 processes' (``/proc`` through psutil, children included) and Redis' (``INFO cpu`` deltas), per
 start. Redis is an embedded ``redis-server`` of the bench's own (AOF on, as in production), so
-its CPU is only the systems'; ``--redis-url`` uses another.
+its CPU is only the systems'; ``--redis-url`` uses another (``sentinel://`` too, with
+``KRTC_REDIS_MASTER_NAME``, for the project's system only: the peers are plain apps).
 
 Also measured: (a) the producer's ``start`` against a bare Celery ``.delay()`` from one thread
 (as ``bench/throughput.py`` does), and, with ``--round-trips N``, the Redis commands the project
@@ -68,6 +69,7 @@ from orchestrator.producer import Recorder  # noqa: E402
 from orchestrator.settings import Settings  # noqa: E402
 from orchestrator.stack.local import ChildProcess  # noqa: E402
 from orchestrator.stack.redis_server import EmbeddedRedis  # noqa: E402
+from orchestrator.state.connection import is_sentinel_url  # noqa: E402
 
 SYSTEMS = ("project", "celery", "dramatiq")
 #: Targets of issue 11.
@@ -252,7 +254,8 @@ def round_trips(
     """
     names = script_names()
     lines: list[str] = []
-    monitor = Redis.from_url(url)
+    # No socket timeout: MONITOR waits for the next command however long the pause.
+    monitor = support.connect_redis(url, decode_responses=False, socket_timeout=None)
     stop = threading.Event()
     ready = threading.Event()
 
@@ -319,7 +322,10 @@ def main() -> int:
     parser.add_argument("--producer-starts", type=int, default=2000, help="0: skip (a)")
     parser.add_argument("--round-trips", type=int, default=100, help="0: skip the MONITOR run")
     parser.add_argument("--monitor-dump", type=Path, help="write the MONITOR lines here")
-    parser.add_argument("--redis-url", help="use this Redis, not an embedded one")
+    parser.add_argument(
+        "--redis-url",
+        help="use this Redis, not an embedded one (a sentinel:// URL: --systems project only)",
+    )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per run at most")
     parser.add_argument("--json", action="store_true", help="also print the results as JSON")
     parser.add_argument("--logs", type=Path, help="keep the workers' and sandbox's logs here")
@@ -327,6 +333,11 @@ def main() -> int:
     systems = [s for s in args.systems.split(",") if s]
     if set(systems) - set(SYSTEMS):
         parser.error(f"--systems: choose among {', '.join(SYSTEMS)}")
+    if args.redis_url and is_sentinel_url(args.redis_url) and set(systems) - {"project"}:
+        parser.error(
+            "the peers (celery, dramatiq) are plain apps on a redis:// URL: with a sentinel:// "
+            "--redis-url, run --systems project"
+        )
 
     support.terminate_on_sigterm()
     prefix = f"krtc-bench-{uuid.uuid4().hex[:8]}"
@@ -400,7 +411,7 @@ def main() -> int:
                 b = next(batch)
                 return [support.start_body(f"{run}-{b}-{n}") for n in range(count)]
 
-            redis = Redis.from_url(url)
+            redis = support.connect_redis(url, decode_responses=False)
             order = list(under_test)
             for number in range(args.rounds):
                 shown = []

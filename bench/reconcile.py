@@ -246,7 +246,7 @@ def main() -> int:
                 hostname="bench",
             )
 
-            store = SessionStore.from_url(url, prefix=prefix)
+            store = SessionStore(support.connect_redis(url), prefix=prefix)
             gate = RoundGate(store.redis, store.keys, interval_s=settings.reconcile_interval)
             ctx = JobContext.from_settings(settings)
             ctx.enqueue = functools.partial(send_task, create_app(settings, with_tasks=False))

@@ -13,7 +13,8 @@ entries, its index entries), per dead letter and per alert: ``--count`` records 
 keys, for the sizing table of docs/operations.md.
 
 Everything is under the bench's own key prefix, deleted at the end (even on Ctrl-C). Redis:
-``REDIS_URL`` if set, else 127.0.0.1:6379 if it answers, else an embedded ``redis-server``.
+``REDIS_URL`` if set (Sentinels too: ``sentinel://...``), else 127.0.0.1:6379 if it answers,
+else an embedded ``redis-server``.
 
 Run: ``.venv/bin/python bench/retention.py [churn|measure]`` (``--help`` for the options).
 """
@@ -37,7 +38,13 @@ from typing import Any, cast  # noqa: E402
 
 from redis import Redis  # noqa: E402
 
-from bench._support import delete_prefix, redis_for_bench, start_body  # noqa: E402
+from bench._support import (  # noqa: E402
+    connect_redis,
+    delete_prefix,
+    redis_for_bench,
+    redis_options,
+    start_body,
+)
 from orchestrator.alerts import Alerter  # noqa: E402
 from orchestrator.alerts.store import AlertStore  # noqa: E402
 from orchestrator.krtc.enums import Mode  # noqa: E402
@@ -73,7 +80,7 @@ def one_session(store: SessionStore, n: int, *, finish: bool = True) -> str:
 
 
 def churn(args: argparse.Namespace, url: str, prefix: str) -> int:
-    redis = Redis.from_url(url, decode_responses=True)
+    redis = connect_redis(url)
     store = SessionStore(
         redis, prefix=prefix, retention_s=args.retention, idempotency_ttl_s=args.retention
     )
@@ -158,7 +165,7 @@ def churn(args: argparse.Namespace, url: str, prefix: str) -> int:
 
 
 def measure(args: argparse.Namespace, url: str, prefix: str) -> int:
-    redis = Redis.from_url(url, decode_responses=True)
+    redis = connect_redis(url)
     store = SessionStore(redis, prefix=prefix)
     n = args.count
 
@@ -241,7 +248,7 @@ def main() -> int:
     try:
         return churn(args, url, prefix) if args.mode == "churn" else measure(args, url, prefix)
     finally:
-        delete_prefix(url, prefix)
+        delete_prefix(url, prefix, redis_options())
         if embedded is not None:
             embedded.stop()
 

@@ -18,7 +18,8 @@ For every occurrence it reports, from its due time:
 Schedules are added a few seconds before the first is due (the worker and beat are up by then).
 Everything the bench starts is stopped and every key under its own prefix deleted, even on Ctrl-C
 or SIGTERM (the logs stay in a ``bench-schedule-*`` temporary directory). Redis: ``REDIS_URL`` if
-set, else 127.0.0.1:6379 if it answers, else an embedded ``redis-server``.
+set (Sentinels too: ``sentinel://...``), else 127.0.0.1:6379 if it answers, else an embedded
+``redis-server``.
 
 Run: ``.venv/bin/python bench/schedule.py`` (``--help`` for the options).
 """
@@ -40,8 +41,6 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
-
-from redis import Redis  # noqa: E402
 
 from bench import _support as support  # noqa: E402
 from orchestrator.schedule import Occurrence, Outcome, Scheduler, ScheduleStore  # noqa: E402
@@ -141,7 +140,7 @@ def main() -> int:
         beat = ["-m", "orchestrator.cli", "beat", "--schedule-file", str(workdir / "beat")]
         env = {**os.environ, **settings_env(settings)}
         children.append(support.spawn("beat", beat, env, workdir / "beat.log"))
-        client = Redis.from_url(url, decode_responses=True)
+        client = support.connect_redis(url)
         scheduler = Scheduler(settings, store=ScheduleStore(client, prefix=prefix))
         sessions = SessionStore(client, prefix=prefix)
         time.sleep(2.0)  # beat's first ticks

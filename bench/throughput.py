@@ -60,6 +60,12 @@ from orchestrator.producer import Recorder  # noqa: E402
 from orchestrator.settings import Settings  # noqa: E402
 from orchestrator.stack.local import ChildProcess  # noqa: E402
 from orchestrator.state import Keys, Phase  # noqa: E402
+from orchestrator.state.connection import (  # noqa: E402
+    RedisOptions,
+    SentinelUrl,
+    broker_url,
+    is_sentinel_url,
+)
 
 #: Targets of issue 4.
 PRODUCER_TARGET = 0.67
@@ -111,11 +117,19 @@ def spread(items: list[Any], threads: int, call: Callable[[Any], Any]) -> None:
 # -- (a) the producer ------------------------------------------------------------------------
 
 
-def bare_app(url: str, prefix: str) -> tuple[Celery, Any]:
-    """A plain Celery app on ``url`` and its no-op task; its keys live under ``prefix``."""
-    app = Celery("bench-bare", broker=url, set_as_current=False)
+def bare_app(url: str, prefix: str, options: RedisOptions | None = None) -> tuple[Celery, Any]:
+    """A plain Celery app on ``url`` and its no-op task; its keys live under ``prefix``.
+
+    On a ``sentinel://`` URL it gets what Celery's Sentinel transport needs and nothing more:
+    the URL in Celery's form, ``master_name`` and ``sentinel_kwargs`` (of ``options``).
+    """
+    transport: dict[str, Any] = {"global_keyprefix": f"{prefix}:bare:"}
+    if is_sentinel_url(url):
+        sentinels = SentinelUrl.parse(url)
+        transport |= (options or RedisOptions()).sentinel_transport_options(sentinels)
+    app = Celery("bench-bare", broker=broker_url(url), set_as_current=False)
     app.conf.update(
-        broker_transport_options={"global_keyprefix": f"{prefix}:bare:"},
+        broker_transport_options=transport,
         task_ignore_result=True,
         task_default_queue="bench-noop",
     )
@@ -129,7 +143,9 @@ def bare_app(url: str, prefix: str) -> tuple[Celery, Any]:
 
 def producer_phase(settings: Settings, count: int, threads: list[int], rounds: int) -> list[Row]:
     """Starts per second through :class:`Recorder` vs bare ``.delay()``, per thread count."""
-    app, noop = bare_app(settings.redis_url, settings.redis_prefix)
+    app, noop = bare_app(
+        settings.redis_url, settings.redis_prefix, RedisOptions.from_settings(settings)
+    )
     recorder = Recorder(settings)
     run = uuid.uuid4().hex[:6]
     serial = iter(range(10**9))

@@ -175,12 +175,22 @@ class RedisOptions:
 
     def sentinel_kwargs(self, url: SentinelUrl) -> dict[str, Any]:
         """The options of the clients that ask the Sentinels (redis-py's ``sentinel_kwargs``):
-        the same timeouts, and the Sentinels' password."""
+        the same timeouts, the Sentinels' password, and no retry.
+
+        ``retry`` is ``None``, not a ``Retry``: redis-py's connections (sync and asyncio alike)
+        then retry nothing, whereas its clients' default retries a connect timeout 3 times
+        with a backoff of up to 10 s (about 6 s per lookup while one Sentinel's host is down).
+        The manager asks the next Sentinel anyway. ``None`` suits every consumer of these
+        options: :func:`connect`, :func:`connect_async`, kombu's and the result backend's sync
+        ``Sentinel`` (workers, beat, producers) and Flower's ``redis.asyncio`` one (a sync
+        ``Retry`` there would break it; Flower only fills in ``retry`` when it is absent).
+        """
         kwargs: dict[str, Any] = {
             "socket_connect_timeout": self.connect_timeout_s,
             "socket_timeout": self.socket_timeout_s,
             "socket_keepalive": True,
             "socket_keepalive_options": _keepalive_options(),
+            "retry": None,
         }
         password = self.sentinel_password if self.sentinel_password is not None else url.password
         if password:
@@ -373,7 +383,7 @@ def connect(
             url, options, {"decode_responses": decode_responses, **overrides}
         )
         manager = Sentinel(  # type: ignore[no-untyped-call]
-            hosts, sentinel_kwargs={**sentinel_kwargs, "retry": Retry(NoBackoff(), 0)}, **kwargs
+            hosts, sentinel_kwargs=sentinel_kwargs, **kwargs
         )
         client: Redis = manager.master_for(  # type: ignore[no-untyped-call]
             options.master_name, redis_class=Redis
@@ -404,9 +414,7 @@ def connect_async(
             url, options, {"decode_responses": decode_responses, **overrides}
         )
         manager = AsyncSentinel(  # type: ignore[no-untyped-call]
-            hosts,
-            sentinel_kwargs={**sentinel_kwargs, "retry": AsyncRetry(NoBackoff(), 0)},
-            **kwargs,
+            hosts, sentinel_kwargs=sentinel_kwargs, **kwargs
         )
         sentinel_client: AsyncRedis = manager.master_for(
             options.master_name, redis_class=AsyncRedis
@@ -432,9 +440,9 @@ def _sentinel_args(
     """What redis-py's ``Sentinel`` (sync or asyncio) is built with for ``url``: the Sentinels'
     addresses, the options of the clients that ask them, and the data nodes' connection options.
 
-    The clients that ask the Sentinels get no retry of their own (the caller adds one of its
-    kind): the manager asks the next Sentinel anyway, and redis-py's default (3 retries, backoff
-    up to 10 s) would hold every new connection for seconds while one Sentinel is down.
+    The clients that ask the Sentinels get no retry (:meth:`RedisOptions.sentinel_kwargs`): the
+    manager asks the next Sentinel anyway, and redis-py's default (3 retries, backoff up to
+    10 s) would hold every new connection for seconds while one Sentinel is down.
     """
     sentinels = SentinelUrl.parse(url)
     kwargs = options.client_kwargs()

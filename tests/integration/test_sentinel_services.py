@@ -30,6 +30,7 @@ from orchestrator.stack.sentinel import SentinelTopology
 from orchestrator.state import Keys, Phase, StateUnavailableError
 from orchestrator.state.connection import RedisOptions, close_async, connect, connect_async
 from orchestrator.state.replication import AsyncReplicaAcks, ReplicaAcks
+from orchestrator.tasking.app import configured_app
 from tests.integration.ops_processes import (
     child_env,
     scrape,
@@ -144,6 +145,50 @@ def test_clients_skip_a_sentinel_whose_host_is_down_at_once(topology: SentinelTo
     # Then each waited one connect timeout and asked the next Sentinel: no retry with redis-py's
     # default backoff (about 6 s each here)
     assert took_s < 2.0
+
+
+def test_celery_skips_a_sentinel_whose_host_is_down_at_once_and_flower_still_works(
+    topology: SentinelTopology, key_prefix: str
+) -> None:
+    # Given the Celery configuration of workers and beat (broker and result backend) on a URL
+    # whose first Sentinel's host does not answer
+    with _black_hole() as port:
+        settings = Settings(
+            redis_url=f"sentinel://127.0.0.1:{port};{topology.url}",
+            redis_prefix=key_prefix,
+            redis_connect_timeout_s=0.3,
+            redis_socket_timeout_s=1.5,
+        )
+        app = configured_app(settings)
+        # When the broker's and the result backend's first connections find the primary
+        began = time.monotonic()
+        with app.connection_for_write() as connection:
+            assert connection.default_channel.client.ping()
+        backend = cast("Any", app.backend)
+        assert backend.client.ping()
+        took_s = time.monotonic() - began
+    # Then each waited one connect timeout and asked the next Sentinel (redis-py's default
+    # retry of the Sentinels' clients took about 6 s each)
+    assert took_s < 2.0
+    assert app.conf.broker_transport_options["sentinel_kwargs"]["retry"] is None
+
+    # and Flower's asyncio broker client takes the same transport options
+    from flower.utils.broker import Broker
+
+    plain = configured_app(settings.model_copy(update={"redis_url": topology.url}))
+
+    with plain.connection() as connection:  # the URL Flower gives it (flower.app)
+        uri = connection.as_uri(include_password=True)
+
+    async def lengths() -> Any:
+        broker = Broker(uri, broker_options=plain.conf.broker_transport_options)
+        try:
+            return await broker.queues(["krtc"])  # closes its client of the primary
+        finally:
+            for sentinel in broker.redis.connection_pool.sentinel_manager.sentinels:
+                await sentinel.aclose()
+
+    assert asyncio.run(lengths()) == [{"name": "krtc", "messages": 0}]
 
 
 def test_async_recorder_starts_and_stops_through_sentinel_waiting_for_the_replica(
