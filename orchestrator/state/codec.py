@@ -95,10 +95,18 @@ def session_to_hash(session: Session) -> dict[str, str]:
         value = values[name]
         if value is None:
             continue
-        if plain and type(value) is str:
-            # What encode_value gives a text, without its checks (the common case: ids, names).
-            fields[name] = value
-            continue
+        if plain:
+            # What encode_value gives a text or a number, without its checks (most fields).
+            kind = type(value)
+            if kind is str:
+                fields[name] = value
+                continue
+            if kind is float:
+                fields[name] = repr(value)
+                continue
+            if kind is int:
+                fields[name] = str(value)
+                continue
         encoded = encode_value(name, value)
         if encoded is not None:
             fields[name] = encoded
