@@ -18,7 +18,6 @@ resolve from ``KRTC_STORAGE_PROFILES``.
 from __future__ import annotations
 
 import builtins
-import copy
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -386,7 +385,9 @@ def validated_start_body(request: Mapping[str, Any]) -> dict[str, Any]:
         RequestValidationError: field-level errors (an inline storage ``secretKey`` is one:
             storage credentials must not be queued).
     """
-    body = copy.deepcopy(dict(request))
+    # Nothing is changed in the caller's request: the body is copied where a profile is
+    # replaced, and what is returned is built anew by the model.
+    body = dict(request)
     client_request = body.get("clientRequest")
     storage = client_request.get("storageConfig") if isinstance(client_request, dict) else None
     name = profile_name(body)
@@ -412,7 +413,7 @@ def validated_start_body(request: Mapping[str, Any]) -> dict[str, Any]:
         if problems:
             raise RequestValidationError(f"{Action.START.value} request", problems)
         assert isinstance(client_request, dict)
-        client_request["storageConfig"] = dict(_PLACEHOLDER_STORAGE)
+        body["clientRequest"] = {**client_request, "storageConfig": dict(_PLACEHOLDER_STORAGE)}
     elif isinstance(storage, dict):
         raise RequestValidationError(
             f"{Action.START.value} request",

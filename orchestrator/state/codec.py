@@ -40,6 +40,17 @@ _JSON_FIELDS = frozenset({"files", "last_error", "request"})
 _NOT_STORED = frozenset({"history", "attempts"})
 #: Boolean fields: stored as "1" when true, absent when false.
 _FLAG_FIELDS = frozenset({"restart_on_failure"})
+#: The compact, key-sorted JSON of the JSON fields (``json.dumps`` with these options, without
+#: making an encoder per call).
+_JSON_TEXT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
+#: The stored fields of a session in hash order, each with whether a text value is stored as
+#: it is (every field but the JSON ones and the flags).
+_STORED_FIELDS = tuple(
+    (name, name not in _JSON_FIELDS and name not in _FLAG_FIELDS)
+    for name in Session.model_fields
+    if name not in _NOT_STORED
+)
+_SCHEMA_TEXT = str(SCHEMA_VERSION)
 
 
 def attempts_field(action: str) -> str:
@@ -66,7 +77,7 @@ def encode_value(name: str, value: Any) -> str | None:
             raise TypeError(f"{name}: a flag is a boolean, got {type(value).__name__}")
         return "1" if value else None
     if name in _JSON_FIELDS:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+        return _JSON_TEXT(value)
     if isinstance(value, Enum):
         return str(value.value)
     if isinstance(value, bool):
@@ -78,11 +89,25 @@ def encode_value(name: str, value: Any) -> str | None:
 
 def session_to_hash(session: Session) -> dict[str, str]:
     """The hash fields of a session (without its history), with the schema version."""
-    fields: dict[str, str] = {SCHEMA_FIELD: str(SCHEMA_VERSION)}
-    for name in Session.model_fields:
-        if name in _NOT_STORED:
+    fields: dict[str, str] = {SCHEMA_FIELD: _SCHEMA_TEXT}
+    values = session.__dict__
+    for name, plain in _STORED_FIELDS:
+        value = values[name]
+        if value is None:
             continue
-        encoded = encode_value(name, getattr(session, name))
+        if plain:
+            # What encode_value gives a text or a number, without its checks (most fields).
+            kind = type(value)
+            if kind is str:
+                fields[name] = value
+                continue
+            if kind is float:
+                fields[name] = repr(value)
+                continue
+            if kind is int:
+                fields[name] = str(value)
+                continue
+        encoded = encode_value(name, value)
         if encoded is not None:
             fields[name] = encoded
     for action, count in session.attempts.items():

@@ -17,6 +17,10 @@ SESSION_ID_LENGTH = 26
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _PATTERN = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}")
 _MS_MASK = (1 << 48) - 1
+#: Every pair of digits, indexed by the 10 bits it encodes.
+_DIGIT_PAIRS = tuple(high + low for high in _ALPHABET for low in _ALPHABET)
+#: Where each pair's bits start in the 130-bit value (26 digits; its top 2 bits are zero).
+_PAIR_SHIFTS = tuple(range(5 * SESSION_ID_LENGTH - 10, -1, -10))
 
 
 def new_session_id(now_s: float | None = None) -> str:
@@ -30,11 +34,8 @@ def new_session_id(now_s: float | None = None) -> str:
     """
     ms = int((time.time() if now_s is None else now_s) * 1000) & _MS_MASK
     value = (ms << 80) | secrets.randbits(80)
-    chars = []
-    for _ in range(SESSION_ID_LENGTH):
-        value, digit = divmod(value, 32)
-        chars.append(_ALPHABET[digit])
-    return "".join(reversed(chars))
+    # Two digits (10 bits) at a time, most significant first: 13 look-ups.
+    return "".join([_DIGIT_PAIRS[(value >> shift) & 1023] for shift in _PAIR_SHIFTS])
 
 
 def is_session_id(value: str) -> bool:

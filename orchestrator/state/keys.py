@@ -104,9 +104,16 @@ DEFAULT_PREFIX = "krtc"
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 
 
+#: What quote() leaves as is (with ``safe=""``): a value of only these is its own encoding.
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
 def _part(value: str) -> str:
     # quote() leaves only [A-Za-z0-9_.~-] as is, so ':' and '%' are always encoded and the
-    # encoding is injective: two different values never give the same part.
+    # encoding is injective: two different values never give the same part. Most values (ids,
+    # app ids, channel names) are all unreserved: they are returned without calling it.
+    if _UNRESERVED.fullmatch(value) is not None:
+        return value
     return quote(value, safe="")
 
 

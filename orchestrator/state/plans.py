@@ -46,6 +46,25 @@ __all__ = [
 ]
 
 
+#: JSON text of the CREATE script's argument (and of the first history entry): compact, UTF-8 as
+#: is, like the hash values it carries.
+_ARGUMENT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _first_entry(now: float, session: Session, why: str, source: Source) -> str:
+    """The JSON text of a new session's first history entry, as
+    :meth:`HistoryEntry.model_dump_json` writes it.
+
+    The usual arguments (a time on the clock, a text reason, a :class:`Source`) are written
+    directly, without building and validating a :class:`HistoryEntry`; anything else goes
+    through the model, which validates it as it always did.
+    """
+    what = f"created (phase {session.phase.value}, desired {session.desired.value})"
+    if type(now) is float and 1.0 <= now < 1e15 and type(why) is str and type(source) is Source:
+        return _ARGUMENT({"at": now, "what": what, "why": why, "source": source.value})
+    return HistoryEntry(at=now, what=what, why=why, source=source).model_dump_json()
+
+
 @dataclass(frozen=True)
 class CreatePlan:
     """One create: the session it would store and the script call that stores it.
@@ -126,12 +145,6 @@ class CreatePlan:
             updated_at=now,
             phase_since=now,
         )
-        entry = HistoryEntry(
-            at=now,
-            what=f"created (phase {session.phase.value}, desired {session.desired.value})",
-            why=why,
-            source=source,
-        )
         script_keys = [
             keys.session(session.id),
             keys.history(session.id),
@@ -140,13 +153,17 @@ class CreatePlan:
             keys.sessions(),
         ]
         releasable = script_keys[2:3]
+        # The script's one argument (see scripts.CREATE): one JSON text costs far less to send
+        # than an argument per hash field.
         options: dict[str, Any] = {
+            "id": session.id,
+            "now": repr(now),
+            "ttl": str(idempotency_ttl_s),
+            "entry": _first_entry(now, session, why, source),
+            "hash": [part for pair in session_to_hash(session).items() for part in pair],
             "idem": 0,
             "outbox": 0,
             "failed": 0,
-            "limit": history_limit,
-            "failed_phase": Phase.FAILED.value,
-            "recording": Desired.RECORDING.value,
         }
         if idempotency_key is not None:
             script_keys.append(keys.idempotency(idempotency_key))
@@ -159,6 +176,9 @@ class CreatePlan:
         if restart_of is not None:
             script_keys += [keys.session(restart_of.id), keys.history(restart_of.id)]
             options["failed"] = len(script_keys) - 1
+            options["limit"] = history_limit
+            options["failed_phase"] = Phase.FAILED.value
+            options["recording"] = Desired.RECORDING.value
             options["link"] = HistoryEntry(
                 at=now,
                 what=f"set restarted_to {session.id}",
@@ -171,15 +191,7 @@ class CreatePlan:
                     session=session.id,
                     type=EventType.RECORDING_RESTARTED.value,
                 )
-        args: list[str | int | float] = [
-            session.id,
-            repr(now),
-            idempotency_ttl_s,
-            entry.model_dump_json(),
-            json.dumps(options),
-        ]
-        for name, value in session_to_hash(session).items():
-            args += [name, value]
+        args: list[str | int | float] = [_ARGUMENT(options)]
         return cls(session, script_keys, args, releasable, idempotency_key, restart_of)
 
     def verdict(self, reply: Any) -> CreateResult | tuple[str, str]:
@@ -192,7 +204,8 @@ class CreatePlan:
         existing_id, outcome = (text(v) for v in reply)
         # The id is ours if the script ran before (a retried call whose answer was lost).
         if outcome == "created" or existing_id == self.session.id:
-            return CreateResult(self.session.model_copy(update={"history": []}), True)
+            # The plan's session is the one stored; it has no history (build gives it none).
+            return CreateResult(self.session, True)
         if outcome in ("stop_requested", "not_failed"):
             assert self.restart_of is not None
             raise RestartRefusedError(self.restart_of.id, outcome)

@@ -84,20 +84,21 @@ CREATE = (
 -- KEYS[o.idem]    idempotency key   {p}:idem:{key}          (o.idem > 0 only)
 -- KEYS[o.outbox]  a queue's list: the message is pushed when, and only if, created
 -- KEYS[o.failed]  the failed session's hash, KEYS[o.failed + 1] its history (restarts only)
--- ARGV[1] the new session id
--- ARGV[2] creation time, unix seconds (the zset score)
--- ARGV[3] time to live of the idempotency key, seconds
--- ARGV[4] the first history entry (JSON)
--- ARGV[5] JSON options o = {events: the recording.restarted event (absent: none),
---   idem, outbox, failed: KEYS indexes (0: none), message: the outbox
---         message, link: the history entry for the failed session, limit: history entries
---         kept, failed_phase, recording: the values a restartable session has}
--- ARGV[6..] field, value, field, value, ... of the session hash
+-- ARGV[1] one JSON object o (one argument rather than one per hash field: cheaper to send) =
+--   {id: the new session id, now: creation time, unix seconds (text: the zset score),
+--    ttl: time to live of the idempotency key, seconds (text),
+--    entry: the first history entry (JSON text, pushed as is),
+--    hash: [field, value, field, value, ...] of the session hash (all text),
+--    idem, outbox, failed: KEYS indexes (0: none), message: the outbox message,
+--    and for a restart only: link: the history entry for the failed session, limit: history
+--    entries kept, failed_phase, recording: the values a restartable session has,
+--    events: the recording.restarted event (absent: none)}
 -- Returns {id, outcome}: outcome 'idempotent' (the idempotency key names a session: its id),
--- 'active' (KEYS[3] names an unfinished session: its id) or 'created' (ARGV[1]); for a restart
+-- 'active' (KEYS[3] names an unfinished session: its id) or 'created' (o.id); for a restart
 -- also 'restarted' (the failed session was restarted already: the successor's id),
 -- 'stop_requested' or 'not_failed' (no restart: id '').
-local o = cjson.decode(ARGV[5])
+local o = cjson.decode(ARGV[1])
+local id = o.id
 local idem = nil
 if o.idem > 0 then idem = KEYS[o.idem] end
 if idem then
@@ -113,19 +114,19 @@ end
 local existing = redis.call('GET', KEYS[3])
 if existing then return {existing, 'active'} end
 if redis.call('EXISTS', KEYS[1]) == 1 then
-  return redis.error_reply('session id ' .. ARGV[1] .. ' already exists')
+  return redis.error_reply('session id ' .. id .. ' already exists')
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 6))
-redis.call('RPUSH', KEYS[2], ARGV[4])
-redis.call('SET', KEYS[3], ARGV[1])
-redis.call('SADD', KEYS[4], ARGV[1])
-redis.call('ZADD', KEYS[5], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[1], unpack(o.hash))
+redis.call('RPUSH', KEYS[2], o.entry)
+redis.call('SET', KEYS[3], id)
+redis.call('SADD', KEYS[4], id)
+redis.call('ZADD', KEYS[5], o.now, id)
 if idem then
-  redis.call('SET', idem, ARGV[1], 'EX', ARGV[3])
+  redis.call('SET', idem, id, 'EX', o.ttl)
 end
 if o.failed > 0 then
   local failed, history = KEYS[o.failed], KEYS[o.failed + 1]
-  redis.call('HSET', failed, 'restarted_to', ARGV[1], 'updated_at', ARGV[2])
+  redis.call('HSET', failed, 'restarted_to', id, 'updated_at', o.now)
   redis.call('RPUSH', history, cjson.encode(o.link))
   redis.call('LTRIM', history, -o.limit, -1)
   local ttl = redis.call('PTTL', failed)
@@ -135,7 +136,7 @@ end
 if o.outbox > 0 then
   redis.call('LPUSH', KEYS[o.outbox], o.message)
 end
-return {ARGV[1], 'created'}
+return {id, 'created'}
 """
 )
 

@@ -106,6 +106,28 @@ def test_json_fields_are_compact_and_keep_non_ascii_text() -> None:
     assert session_from_hash(SID, stored).request == {"a": "säal", "b": 1}
 
 
+@pytest.mark.parametrize(
+    "session",
+    [minimal(), full(), minimal(restart_on_failure=True, max_restarts=0, sid="", files=[])],
+    ids=["minimal", "full", "flags"],
+)
+def test_the_hash_is_encode_value_of_each_stored_field_in_field_order(session: Session) -> None:
+    # session_to_hash skips encode_value for plain text; the result must be the same.
+    expected = {"schema": str(SCHEMA_VERSION)}
+    for name in Session.model_fields:
+        if name in ("history", "attempts"):
+            continue
+        encoded = encode_value(name, getattr(session, name))
+        if encoded is not None:
+            expected[name] = encoded
+    for action, count in session.attempts.items():
+        expected[attempts_field(action)] = str(count)
+
+    stored = session_to_hash(session)
+
+    assert list(stored.items()) == list(expected.items())
+
+
 def test_timestamps_keep_full_float_precision() -> None:
     session = minimal(created_at=1712345678.987654, updated_at=0.1 + 0.2)
 

@@ -86,3 +86,25 @@ def test_values_of_another_shape_are_not_session_ids(value: str) -> None:
 
 def test_the_largest_id_still_has_the_shape() -> None:
     assert is_session_id("7ZZZZZZZZZZZZZZZZZZZZZZZZZ")
+
+
+def reference_id(value: int) -> str:
+    """The 26 digits of a 128-bit value, one at a time (the layout's definition)."""
+    digits = []
+    for _ in range(SESSION_ID_LENGTH):
+        value, digit = divmod(value, 32)
+        digits.append(ALPHABET[digit])
+    return "".join(reversed(digits))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_id_is_the_time_then_the_random_bits_in_base32(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(seed)
+    for randbits in (0, (1 << 80) - 1, *(rng.getrandbits(80) for _ in range(200))):
+        now_s = rng.choice([0.0, 1.0, 1700000000.123, (2**48 - 1) / 1000, rng.uniform(0, 4e9)])
+        monkeypatch.setattr("secrets.randbits", lambda bits, value=randbits: value)
+        ms = int(now_s * 1000) & ((1 << 48) - 1)
+
+        assert new_session_id(now_s) == reference_id((ms << 80) | randbits)
