@@ -49,9 +49,10 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def queued_starts(stack: QueueStack) -> int:
-    """Start messages waiting in the broker (read before any worker consumes them)."""
+    """Starts waiting in the start lane and the broker (read before any worker takes them)."""
+    store = stack.recorder.store
     key = stack.recorder.celery.conf.broker_transport_options["global_keyprefix"] + "krtc"
-    return int(stack.recorder.store.redis.llen(key))
+    return int(store.redis.llen(store.keys.start_lane("ready"))) + int(store.redis.llen(key))
 
 
 def listed(stack: QueueStack, *args: str) -> list[dict[str, Any]]:
