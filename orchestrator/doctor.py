@@ -93,12 +93,14 @@ def _redis(redis: Redis) -> Check:
     try:
         info = cast("dict[str, Any]", redis.info())
     except Exception as exc:  # any redis-py error: say what it was
-        return Check(
-            "redis",
-            False,
-            f"unreachable: {type(exc).__name__}: {exc}",
-            "start Redis, or point REDIS_URL at it (docker-compose up -d redis)",
-        )
+        fix = "start Redis, or point REDIS_URL at it (docker-compose up -d redis)"
+        if "[SSL" in str(exc):
+            fix = (
+                "the TLS handshake failed: check the certificate options in REDIS_URL's query "
+                "(ssl_ca_certs: the CA that signed the server's certificate; ssl_certfile and "
+                "ssl_keyfile if the server asks for a client certificate)"
+            )
+        return Check("redis", False, f"unreachable: {type(exc).__name__}: {exc}", fix)
     problems: list[str] = []
     fixes: list[str] = []
     aof = int(info.get("aof_enabled", 0)) == 1

@@ -7,7 +7,9 @@ import socket
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from redis.exceptions import RedisError
 
@@ -15,7 +17,7 @@ from orchestrator.errors import ConfigError
 from orchestrator.state.connection import RedisOptions, connect
 from orchestrator.state.keys import Keys
 
-__all__ = ["EmbeddedRedis", "delete_prefix", "redis_answers", "free_port"]
+__all__ = ["EmbeddedRedis", "RedisTls", "delete_prefix", "redis_answers", "free_port"]
 
 #: Keys deleted per ``DEL`` by :func:`delete_prefix`.
 _DELETE_BATCH = 500
@@ -62,20 +64,59 @@ def delete_prefix(url: str, prefix: str, options: RedisOptions | None = None) ->
         client.close()
 
 
+@dataclass(frozen=True)
+class RedisTls:
+    """The files of a TLS-only :class:`EmbeddedRedis` (PEM).
+
+    Attributes:
+        cert_file: the server's certificate (its names must include 127.0.0.1).
+        key_file: its private key.
+        ca_file: the CA that signed it: clients verify the server with it.
+    """
+
+    cert_file: Path
+    key_file: Path
+    ca_file: Path
+
+    def server_args(self, port: int) -> list[str]:
+        """``redis-server`` options: TLS on ``port``, no plain port, no client certificates."""
+        return [
+            "--port", "0",
+            "--tls-port", str(port),
+            "--tls-cert-file", str(self.cert_file),
+            "--tls-key-file", str(self.key_file),
+            "--tls-ca-cert-file", str(self.ca_file),
+            "--tls-auth-clients", "no",
+        ]  # fmt: skip
+
+    def url(self, port: int, ca_file: Path | None = None) -> str:
+        """The ``rediss://`` URL of the server on ``port``, verifying it with ``ca_file``
+        (default: :attr:`ca_file`)."""
+        ca = quote(str(ca_file or self.ca_file), safe="/")
+        return f"rediss://127.0.0.1:{port}/0?ssl_cert_reqs=required&ssl_ca_certs={ca}"
+
+
 class EmbeddedRedis:
     """``redis-server`` on 127.0.0.1 and a free port, with AOF, removed when stopped.
+
+    Args:
+        port: the port (default: a free one).
+        tls: serve TLS only, on ``port``, with these files (:attr:`url` is then ``rediss://``).
 
     Raises:
         ConfigError: on :meth:`start`, when ``redis-server`` is not on PATH.
     """
 
-    def __init__(self, *, port: int | None = None) -> None:
+    def __init__(self, *, port: int | None = None, tls: RedisTls | None = None) -> None:
         self.port = port or free_port()
+        self.tls = tls
         self._dir: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
+        if self.tls is not None:
+            return self.tls.url(self.port)
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout_s: float = 10.0) -> str:
@@ -89,24 +130,31 @@ class EmbeddedRedis:
             )
         if self._dir is None:
             self._dir = Path(tempfile.mkdtemp(prefix="krtc-redis-"))
-        self._process = subprocess.Popen(
-            [
-                binary,
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--dir", str(self._dir),
-                "--appendonly", "yes",
-                "--save", "",
-                "--maxmemory-policy", "noeviction",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        ports = ["--port", str(self.port)] if self.tls is None else self.tls.server_args(self.port)
+        log_path = self._dir / "redis.log"
+        with log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                [
+                    binary,
+                    *ports,
+                    "--bind", "127.0.0.1",
+                    "--dir", str(self._dir),
+                    "--appendonly", "yes",
+                    "--save", "",
+                    "--maxmemory-policy", "noeviction",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
         deadline = time.monotonic() + timeout_s
         while not redis_answers(self.url, 0.2):
             if self._process.poll() is not None or time.monotonic() > deadline:
+                last = _last_line(log_path)
                 self.stop()
-                raise ConfigError(f"the embedded redis-server did not start on port {self.port}")
+                raise ConfigError(
+                    f"the embedded redis-server did not start on port {self.port}"
+                    + (f": {last}" if last else "")
+                )
             time.sleep(0.05)
         return self.url
 
@@ -153,3 +201,12 @@ class EmbeddedRedis:
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
+
+
+def _last_line(path: Path) -> str:
+    """The last non-empty line of a log file ("" when there is none)."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    return next((line.strip() for line in reversed(lines) if line.strip()), "")
