@@ -30,6 +30,7 @@ with :func:`close_async`).
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -68,6 +69,7 @@ __all__ = [
     "connect_async",
     "is_sentinel_url",
     "redis_client",
+    "redis_py_url",
     "same_server",
 ]
 
@@ -275,6 +277,21 @@ class SentinelUrl:
         return ";".join(f"{SENTINEL_SCHEME}://{auth}{h}:{p}/{self.db}" for h, p in self.hosts)
 
 
+#: ``ssl_cert_reqs=CERT_...`` in a URL's query (Celery's spelling), with the level.
+_CELERY_CERT_REQS = re.compile(r"([?&]ssl_cert_reqs=)CERT_(NONE|OPTIONAL|REQUIRED)(?=&|#|$)", re.I)
+
+
+def redis_py_url(url: str) -> str:
+    """``url`` with ``ssl_cert_reqs=CERT_REQUIRED`` (``CERT_OPTIONAL``, ``CERT_NONE``) spelled
+    as redis-py takes it, ``required`` (``optional``, ``none``); anything else as it is.
+
+    Celery's docs spell it ``CERT_REQUIRED``, and its broker and result backend take both
+    spellings, but redis-py refuses that one ("Invalid SSL Certificate Requirements Flag") on
+    the first command. So a ``REDIS_URL`` copied from Celery's docs serves the store too.
+    """
+    return _CELERY_CERT_REQS.sub(lambda m: m.group(1) + m.group(2).lower(), url)
+
+
 def is_sentinel_url(url: str) -> bool:
     """Whether ``url`` names Sentinels (``sentinel://...``) rather than a Redis server."""
     return url.strip().startswith(f"{SENTINEL_SCHEME}://")
@@ -368,8 +385,9 @@ def connect(
     Args:
         url: ``redis://[:password@]host:port/db``, ``rediss://...`` (TLS; certificate options
             in the query: ``ssl_cert_reqs``, ``ssl_ca_certs``, ``ssl_certfile``,
-            ``ssl_keyfile``), ``unix:///path``, or Sentinels (:class:`SentinelUrl`): then
-            a client that follows the primary ``options.master_name``.
+            ``ssl_keyfile``; ``ssl_cert_reqs=CERT_REQUIRED``, Celery's spelling, works too:
+            :func:`redis_py_url`), ``unix:///path``, or Sentinels (:class:`SentinelUrl`):
+            then a client that follows the primary ``options.master_name``.
         options: timeouts and health checks (default: the defaults of the settings).
         decode_responses: answer ``str`` instead of ``bytes``.
         **overrides: more ``redis.Redis`` arguments, winning over ``options``.
@@ -390,7 +408,7 @@ def connect(
         )
         return client
     kwargs = _client_kwargs(url, options, overrides)
-    return Redis.from_url(url, decode_responses=decode_responses, **kwargs)
+    return Redis.from_url(redis_py_url(url), decode_responses=decode_responses, **kwargs)
 
 
 def connect_async(
@@ -421,7 +439,9 @@ def connect_async(
         )
         return sentinel_client
     kwargs = _client_kwargs(url, options, overrides)
-    client: AsyncRedis = AsyncRedis.from_url(url, decode_responses=decode_responses, **kwargs)
+    client: AsyncRedis = AsyncRedis.from_url(
+        redis_py_url(url), decode_responses=decode_responses, **kwargs
+    )
     return client
 
 

@@ -143,14 +143,18 @@ def test_a_recording_starts_and_stops_over_tls(
     finally:
         client.close()
 
-    # The operator's commands on the same URL: status (the worker answers over the broker's
-    # pub/sub) and the container healthcheck (a ping over the broker).
-    status = _cli(queue_stack.env, "status", "--json")
+    # The operator's commands on the same server: status (the store, and the worker answering
+    # over the broker's pub/sub) and the container healthcheck (a ping over the broker). Their
+    # URL spells ssl_cert_reqs as Celery's docs do, which redis-py alone would refuse.
+    celery_spelling = tls_redis.url.replace("ssl_cert_reqs=required", "ssl_cert_reqs=CERT_REQUIRED")
+    assert celery_spelling != tls_redis.url
+    env = {**queue_stack.env, "REDIS_URL": celery_spelling}
+    status = _cli(env, "status", "--json")
     assert status.stdout.strip(), status.stderr
     checks = {check["name"]: check for check in json.loads(status.stdout)["checks"]}
     assert checks["redis"]["ok"], checks["redis"]
     assert checks["workers"]["ok"], checks["workers"]
-    health = _cli(queue_stack.env, "healthcheck", "worker")
+    health = _cli(env, "healthcheck", "worker")
     assert health.returncode == 0, health.stdout + health.stderr
 
 
