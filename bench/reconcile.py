@@ -17,7 +17,10 @@ first; sessions are added as N grows):
 * **foreground**: :func:`run_once` in this process (what ``krtc-rec reconcile --once`` does).
 
 For each it prints the seconds, the queries per second achieved, the ideal
-(queries in flight / latency) and the share of it achieved. Worker start-up is not counted.
+(queries in flight / latency), the share of it achieved and the CPU per query of the processes
+that reconciled: the worker processes (user + system, children included, read from ``/proc``
+through psutil as ``bench/peers.py`` does) for a round through workers, this process for the
+foreground one. Worker start-up is not counted.
 Everything the bench starts is stopped and every key under its own prefix deleted, even on
 Ctrl-C or SIGTERM. Redis: ``REDIS_URL`` if set, else 127.0.0.1:6379 if it answers, else an
 embedded ``redis-server``.
@@ -82,6 +85,12 @@ class Run:
     queried: int
     changes: int
     latency_ms: float
+    #: CPU seconds the reconciling processes used during the round.
+    cpu_s: float = 0.0
+
+    @property
+    def cpu_ms_per_query(self) -> float:
+        return 1000.0 * self.cpu_s / self.queried if self.queried else float("nan")
 
     @property
     def qps(self) -> float:
@@ -158,7 +167,7 @@ def print_table(runs: list[Run], args: argparse.Namespace) -> None:
     )
     head = (
         f"{'sessions':>8} {'mode':<14} {'in flight':>9} {'seconds':>8} {'queries/s':>10} "
-        f"{'ideal':>7} {'of ideal':>8} {'< 30 s':>6}"
+        f"{'ideal':>7} {'of ideal':>8} {'CPU/query':>10} {'< 30 s':>6}"
     )
     print(head)
     print("-" * len(head))
@@ -166,10 +175,13 @@ def print_table(runs: list[Run], args: argparse.Namespace) -> None:
         within = "yes" if r.seconds * TARGET_SESSIONS / r.sessions <= TARGET_S else "no"
         print(
             f"{r.sessions:>8} {r.mode:<14} {r.in_flight:>9} {r.seconds:>8.2f} {r.qps:>10.0f} "
-            f"{r.ideal_qps:>7.0f} {r.qps / r.ideal_qps:>8.0%} {within:>6}"
+            f"{r.ideal_qps:>7.0f} {r.qps / r.ideal_qps:>8.0%} "
+            f"{r.cpu_ms_per_query:>7.2f} ms {within:>6}"
         )
     print(
         "\nin flight = queries that can be under way at once; ideal = in flight / latency;\n"
+        "CPU/query = CPU of the worker processes (children included) or, in the foreground,\n"
+        "of this process, during the round, per query;\n"
         "'< 30 s': would 10,000 sessions fit in a 30 s interval at this rate"
     )
 
@@ -251,6 +263,7 @@ def main() -> int:
             ctx = JobContext.from_settings(settings)
             ctx.enqueue = functools.partial(send_task, create_app(settings, with_tasks=False))
             stored = 0
+            worker_pids = [c.process.pid for c in children[1:]]
             threads = args.workers * args.concurrency
             per_batch = settings.reconcile_batch_concurrency
             for size in sizes:
@@ -262,7 +275,9 @@ def main() -> int:
                     flush=True,
                 )
                 for number in range(args.rounds):
+                    cpu_before = support.tree_cpu_s(worker_pids)
                     summary = round_through_workers(settings, store, gate, args.timeout)
+                    cpu_s = support.tree_cpu_s(worker_pids) - cpu_before
                     mode = "workers" + (" (1st)" if number == 0 else "")
                     runs.append(
                         Run(
@@ -274,11 +289,18 @@ def main() -> int:
                             summary.queried,
                             summary.changes,
                             args.latency_ms,
+                            cpu_s,
                         )
                     )
-                    print(f"  {mode}: {summary.duration_s:.2f}s", flush=True)
+                    print(
+                        f"  {mode}: {summary.duration_s:.2f}s, "
+                        f"{runs[-1].cpu_ms_per_query:.2f} ms CPU/query",
+                        flush=True,
+                    )
                 if args.foreground_concurrency:
+                    cpu_before = support.tree_cpu_s([os.getpid()])
                     outcomes, seconds = run_once(ctx, concurrency=args.foreground_concurrency)
+                    cpu_s = support.tree_cpu_s([os.getpid()]) - cpu_before
                     runs.append(
                         Run(
                             size,
@@ -288,9 +310,14 @@ def main() -> int:
                             sum(o.queried for o in outcomes),
                             sum(len(o.changes) for o in outcomes),
                             args.latency_ms,
+                            cpu_s,
                         )
                     )
-                    print(f"  foreground: {seconds:.2f}s", flush=True)
+                    print(
+                        f"  foreground: {seconds:.2f}s, "
+                        f"{runs[-1].cpu_ms_per_query:.2f} ms CPU/query",
+                        flush=True,
+                    )
             bad = [r for r in runs if r.queried != r.sessions or r.changes]
             ctx.client.close()
         finally:
@@ -299,7 +326,15 @@ def main() -> int:
     for r in bad:
         print(f"warning: {r.mode} at {r.sessions}: {r.queried} queried, {r.changes} changes")
     if args.json:
-        print(json.dumps([asdict(r) | {"qps": round(r.qps, 1)} for r in runs]))
+        print(
+            json.dumps(
+                [
+                    asdict(r)
+                    | {"qps": round(r.qps, 1), "cpu_ms_per_query": round(r.cpu_ms_per_query, 3)}
+                    for r in runs
+                ]
+            )
+        )
     return 0
 
 
