@@ -159,6 +159,39 @@ def round_through_workers(
     raise RuntimeError(f"no round finished within {timeout_s:g}s")
 
 
+def foreground_round(ctx: JobContext, args: argparse.Namespace) -> tuple[list[Any], float]:
+    """``run_once`` in this process, under cProfile with ``--profile`` (every thread)."""
+    if args.profile is None:
+        return run_once(ctx, concurrency=args.foreground_concurrency)
+    import cProfile
+    import threading
+
+    profiles: list[cProfile.Profile] = []
+
+    def profile_thread(*_: Any) -> None:
+        # Called first in every new thread: profile it from there on.
+        sys.setprofile(None)
+        profile = cProfile.Profile()
+        profiles.append(profile)
+        profile.enable()
+
+    main_profile = cProfile.Profile()
+    threading.setprofile(profile_thread)
+    main_profile.enable()
+    try:
+        return run_once(ctx, concurrency=args.foreground_concurrency)
+    finally:
+        main_profile.disable()
+        threading.setprofile(None)
+        import pstats
+
+        stats = pstats.Stats(main_profile)
+        for profile in profiles:
+            profile.disable()
+            stats.add(profile)
+        stats.dump_stats(str(args.profile))
+
+
 def print_table(runs: list[Run], args: argparse.Namespace) -> None:
     print(
         f"\nreconcile rounds: {args.latency_ms:g} ms API latency, {os.cpu_count()} cores, "
@@ -209,6 +242,12 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds per round at most")
     parser.add_argument("--json", action="store_true", help="also print the results as JSON")
     parser.add_argument("--logs", type=Path, help="keep the worker and sandbox logs in this dir")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="run the foreground rounds under cProfile and write the stats to this file (the "
+        "last N's round; read it with python -m pstats)",
+    )
     args = parser.parse_args()
     sizes = sorted({int(x) for x in args.sessions.split(",") if x.strip()})
 
@@ -299,7 +338,7 @@ def main() -> int:
                     )
                 if args.foreground_concurrency:
                     cpu_before = support.tree_cpu_s([os.getpid()])
-                    outcomes, seconds = run_once(ctx, concurrency=args.foreground_concurrency)
+                    outcomes, seconds = foreground_round(ctx, args)
                     cpu_s = support.tree_cpu_s([os.getpid()]) - cpu_before
                     runs.append(
                         Run(
