@@ -87,10 +87,16 @@ class Run:
     latency_ms: float
     #: CPU seconds the reconciling processes used during the round.
     cpu_s: float = 0.0
+    #: CPU seconds the sandbox used during the round (it shares the machine's cores).
+    sandbox_cpu_s: float = 0.0
 
     @property
     def cpu_ms_per_query(self) -> float:
         return 1000.0 * self.cpu_s / self.queried if self.queried else float("nan")
+
+    @property
+    def sandbox_ms_per_query(self) -> float:
+        return 1000.0 * self.sandbox_cpu_s / self.queried if self.queried else float("nan")
 
     @property
     def qps(self) -> float:
@@ -200,7 +206,7 @@ def print_table(runs: list[Run], args: argparse.Namespace) -> None:
     )
     head = (
         f"{'sessions':>8} {'mode':<14} {'in flight':>9} {'seconds':>8} {'queries/s':>10} "
-        f"{'ideal':>7} {'of ideal':>8} {'CPU/query':>10} {'< 30 s':>6}"
+        f"{'ideal':>7} {'of ideal':>8} {'CPU/query':>10} {'sandbox':>10} {'< 30 s':>6}"
     )
     print(head)
     print("-" * len(head))
@@ -209,12 +215,13 @@ def print_table(runs: list[Run], args: argparse.Namespace) -> None:
         print(
             f"{r.sessions:>8} {r.mode:<14} {r.in_flight:>9} {r.seconds:>8.2f} {r.qps:>10.0f} "
             f"{r.ideal_qps:>7.0f} {r.qps / r.ideal_qps:>8.0%} "
-            f"{r.cpu_ms_per_query:>7.2f} ms {within:>6}"
+            f"{r.cpu_ms_per_query:>7.2f} ms {r.sandbox_ms_per_query:>7.2f} ms {within:>6}"
         )
     print(
         "\nin flight = queries that can be under way at once; ideal = in flight / latency;\n"
         "CPU/query = CPU of the worker processes (children included) or, in the foreground,\n"
-        "of this process, during the round, per query;\n"
+        "of this process, during the round, per query; sandbox = the sandbox's CPU per query\n"
+        "(it shares the cores);\n"
         "'< 30 s': would 10,000 sessions fit in a 30 s interval at this rate"
     )
 
@@ -303,6 +310,7 @@ def main() -> int:
             ctx.enqueue = functools.partial(send_task, create_app(settings, with_tasks=False))
             stored = 0
             worker_pids = [c.process.pid for c in children[1:]]
+            sandbox_pid = [sandbox.process.pid]
             threads = args.workers * args.concurrency
             per_batch = settings.reconcile_batch_concurrency
             for size in sizes:
@@ -315,8 +323,10 @@ def main() -> int:
                 )
                 for number in range(args.rounds):
                     cpu_before = support.tree_cpu_s(worker_pids)
+                    sandbox_before = support.tree_cpu_s(sandbox_pid)
                     summary = round_through_workers(settings, store, gate, args.timeout)
                     cpu_s = support.tree_cpu_s(worker_pids) - cpu_before
+                    sandbox_s = support.tree_cpu_s(sandbox_pid) - sandbox_before
                     mode = "workers" + (" (1st)" if number == 0 else "")
                     runs.append(
                         Run(
@@ -329,6 +339,7 @@ def main() -> int:
                             summary.changes,
                             args.latency_ms,
                             cpu_s,
+                            sandbox_s,
                         )
                     )
                     print(
@@ -338,8 +349,10 @@ def main() -> int:
                     )
                 if args.foreground_concurrency:
                     cpu_before = support.tree_cpu_s([os.getpid()])
+                    sandbox_before = support.tree_cpu_s(sandbox_pid)
                     outcomes, seconds = foreground_round(ctx, args)
                     cpu_s = support.tree_cpu_s([os.getpid()]) - cpu_before
+                    sandbox_s = support.tree_cpu_s(sandbox_pid) - sandbox_before
                     runs.append(
                         Run(
                             size,
@@ -350,6 +363,7 @@ def main() -> int:
                             sum(len(o.changes) for o in outcomes),
                             args.latency_ms,
                             cpu_s,
+                            sandbox_s,
                         )
                     )
                     print(
@@ -369,7 +383,11 @@ def main() -> int:
             json.dumps(
                 [
                     asdict(r)
-                    | {"qps": round(r.qps, 1), "cpu_ms_per_query": round(r.cpu_ms_per_query, 3)}
+                    | {
+                        "qps": round(r.qps, 1),
+                        "cpu_ms_per_query": round(r.cpu_ms_per_query, 3),
+                        "sandbox_ms_per_query": round(r.sandbox_ms_per_query, 3),
+                    }
                     for r in runs
                 ]
             )
