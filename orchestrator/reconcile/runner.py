@@ -179,7 +179,9 @@ def _read_chunk(ctx: JobContext, ids: list[str]) -> list[Snapshot]:
         return list(ctx.store.read_hashes(ids))
     except (StateError, UnicodeDecodeError) as exc:
         log.debug("reading %d sessions at once failed (%s); one by one", len(ids), exc)
-        return [NOT_READ] * len(ids)
+    except Exception:  # never stop a round for it: the reads one by one still run
+        log.exception("reading %d sessions at once failed; one by one", len(ids))
+    return [NOT_READ] * len(ids)
 
 
 def run_batch(

@@ -260,3 +260,27 @@ def test_a_batch_past_its_deadline_reads_nothing_more(
     assert chunk_size(len(ids), 1) < len(ids)
     assert calls["read_hashes"] == 1, "the first chunk only"
     assert calls["get"] <= 1, "the first session (its file list to store) at most"
+
+
+def test_a_chunk_that_cannot_be_read_at_once_is_read_one_by_one(
+    sandbox: SandboxHandle,
+    store: SessionStore,
+    ctx: JobContext,
+    calls: Counter[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given recordings, and a batch read that fails in a way nothing expects
+    ids = _recordings(sandbox, store, 4, "fallback")
+
+    def broken(_ids: list[str]) -> list[Any]:
+        raise RuntimeError("a bug in the batch read")
+
+    monkeypatch.setattr(ctx.store, "read_hashes", broken)
+
+    # When a batch reconciles them
+    outcomes = reconcile_many(ctx, ids, concurrency=2)
+
+    # Then every session is still reconciled, each read on its own
+    assert [o.session_id for o in outcomes] == ids
+    assert all(o.queried and o.status == 5 and o.error is None for o in outcomes)
+    assert calls["get"] >= len(ids)
