@@ -47,7 +47,6 @@ from typing import Any
 from orchestrator.jobs.context import JobContext, recording_ref
 from orchestrator.jobs.start import orphaned_reason
 from orchestrator.krtc.errors import KrtcApiError, NotFoundError
-from orchestrator.krtc.models.responses import QueryResponse
 from orchestrator.reconcile.mapping import RUNNING_STATUSES, phase_for_status
 from orchestrator.reconcile.restart import restart_failed
 from orchestrator.state import Desired, Phase, Session, Source
@@ -183,14 +182,16 @@ def reconcile_session(
         return outcome
     outcome.queried = True
     outcome.status = response.status
+    # In wire form, once: each access to ``response.files`` builds the items again.
+    files = [f.to_json_dict() for f in response.files]
     if from_snapshot:
-        if _nothing_to_do(ctx, session, response, now):
+        if _nothing_to_do(ctx, session, response.status, files, now):
             return outcome
         current = _current(ctx, session)
         if current is None:
             return outcome
         session = current
-    _observed(ctx, session, response, now, outcome)
+    _observed(ctx, session, response.status, files, now, outcome)
     return outcome
 
 
@@ -202,7 +203,9 @@ def _current(ctx: JobContext, seen: Session) -> Session | None:
     return session
 
 
-def _nothing_to_do(ctx: JobContext, session: Session, response: QueryResponse, now: float) -> bool:
+def _nothing_to_do(
+    ctx: JobContext, session: Session, status: int | None, files: list[dict[str, Any]], now: float
+) -> bool:
     """Whether :func:`_observed` would neither change, queue nor alert anything for ``session``.
 
     True only when the server reports what is stored (the status, no other files), the phase
@@ -210,7 +213,6 @@ def _nothing_to_do(ctx: JobContext, session: Session, response: QueryResponse, n
     (a phase below recording) nor the max duration is due. Conservative: anything else is
     decided on the session read again.
     """
-    status = response.status
     if status is None:
         return False
     if session.desired != Desired.RECORDING or session.phase in (Phase.PENDING, Phase.STARTING):
@@ -220,7 +222,7 @@ def _nothing_to_do(ctx: JobContext, session: Session, response: QueryResponse, n
         return False
     if status != session.last_status:
         return False
-    if response.files and [f.to_json_dict() for f in response.files] != session.files:
+    if files and files != session.files:
         return False
     limit = session.max_duration_s or ctx.settings.max_duration
     return limit is None or now - (session.started_at or session.created_at) < limit
@@ -281,10 +283,13 @@ def _not_found(ctx: JobContext, session: Session, outcome: Outcome) -> None:
 
 
 def _observed(
-    ctx: JobContext, session: Session, response: QueryResponse, now: float, outcome: Outcome
+    ctx: JobContext,
+    session: Session,
+    status: int | None,
+    files: list[dict[str, Any]],
+    now: float,
+    outcome: Outcome,
 ) -> None:
-    status = response.status
-    files = [f.to_json_dict() for f in response.files]
     if status is None:
         outcome.error = "query answer without a status"
         return
