@@ -148,15 +148,15 @@ def reconcile_many(
                 limit = None if start + n == 0 else deadline
                 outcomes[start + n] = _safe(ctx, limit, session_id, snapshot)
 
-    if workers == 1:
+    # The calling thread is one of the workers: a batch of concurrency 2 starts one thread.
+    threads = [
+        threading.Thread(target=work, name=f"reconcile-{n}", daemon=True) for n in range(1, workers)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
         work()
-    else:
-        threads = [
-            threading.Thread(target=work, name=f"reconcile-{n}", daemon=True)
-            for n in range(workers)
-        ]
-        for thread in threads:
-            thread.start()
+    finally:
         for thread in threads:
             thread.join()
     missing = [session_ids[n] for n, o in enumerate(outcomes) if o is None]
