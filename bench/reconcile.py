@@ -20,7 +20,8 @@ For each it prints the seconds, the queries per second achieved, the ideal
 (queries in flight / latency), the share of it achieved and the CPU per query of the processes
 that reconciled: the worker processes (user + system, children included, read from ``/proc``
 through psutil as ``bench/peers.py`` does) for a round through workers, this process for the
-foreground one. Worker start-up is not counted.
+foreground one; and the sandbox's CPU per query, since it shares the machine's cores. Worker
+start-up is not counted. ``--profile FILE`` runs the foreground rounds under cProfile.
 Everything the bench starts is stopped and every key under its own prefix deleted, even on
 Ctrl-C or SIGTERM. Redis: ``REDIS_URL`` if set, else 127.0.0.1:6379 if it answers, else an
 embedded ``redis-server``.
