@@ -20,6 +20,7 @@ there itself).
   workers' broker keys live under ``{prefix}:celery:``).
 * :func:`clean_up`: stop the children, delete the keys, stop the embedded Redis.
 * :func:`percentile`: the nearest-rank quantile of a list of figures.
+* :func:`tree_cpu_s`: the CPU seconds used so far by processes and their children (psutil).
 * :func:`terminate_on_sigterm`: a SIGTERM unwinds like a Ctrl-C, so ``finally`` blocks still
   stop the children and delete the keys.
 
@@ -63,6 +64,7 @@ __all__ = [
     "delete_prefix",
     "clean_up",
     "percentile",
+    "tree_cpu_s",
     "terminate_on_sigterm",
 ]
 
@@ -262,6 +264,26 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))
     return ordered[index]
+
+
+def tree_cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds of the processes ``pids`` and their live descendants.
+
+    Needs psutil (the ``bench`` extra); imported here so that the benches that do not measure
+    CPU run without it.
+    """
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            for proc in [root, *root.children(recursive=True)]:
+                times = proc.cpu_times()
+                total += times.user + times.system
+        except psutil.NoSuchProcess:
+            continue
+    return total
 
 
 def terminate_on_sigterm() -> None:

@@ -17,7 +17,11 @@ first; sessions are added as N grows):
 * **foreground**: :func:`run_once` in this process (what ``krtc-rec reconcile --once`` does).
 
 For each it prints the seconds, the queries per second achieved, the ideal
-(queries in flight / latency) and the share of it achieved. Worker start-up is not counted.
+(queries in flight / latency), the share of it achieved and the CPU per query of the processes
+that reconciled: the worker processes (user + system, children included, read from ``/proc``
+through psutil as ``bench/peers.py`` does) for a round through workers, this process for the
+foreground one; and the sandbox's CPU per query, since it shares the machine's cores. Worker
+start-up is not counted. ``--profile FILE`` runs the foreground rounds under cProfile.
 Everything the bench starts is stopped and every key under its own prefix deleted, even on
 Ctrl-C or SIGTERM. Redis: ``REDIS_URL`` if set, else 127.0.0.1:6379 if it answers, else an
 embedded ``redis-server``.
@@ -82,6 +86,18 @@ class Run:
     queried: int
     changes: int
     latency_ms: float
+    #: CPU seconds the reconciling processes used during the round.
+    cpu_s: float = 0.0
+    #: CPU seconds the sandbox used during the round (it shares the machine's cores).
+    sandbox_cpu_s: float = 0.0
+
+    @property
+    def cpu_ms_per_query(self) -> float:
+        return 1000.0 * self.cpu_s / self.queried if self.queried else float("nan")
+
+    @property
+    def sandbox_ms_per_query(self) -> float:
+        return 1000.0 * self.sandbox_cpu_s / self.queried if self.queried else float("nan")
 
     @property
     def qps(self) -> float:
@@ -150,6 +166,39 @@ def round_through_workers(
     raise RuntimeError(f"no round finished within {timeout_s:g}s")
 
 
+def foreground_round(ctx: JobContext, args: argparse.Namespace) -> tuple[list[Any], float]:
+    """``run_once`` in this process, under cProfile with ``--profile`` (every thread)."""
+    if args.profile is None:
+        return run_once(ctx, concurrency=args.foreground_concurrency)
+    import cProfile
+    import threading
+
+    profiles: list[cProfile.Profile] = []
+
+    def profile_thread(*_: Any) -> None:
+        # Called first in every new thread: profile it from there on.
+        sys.setprofile(None)
+        profile = cProfile.Profile()
+        profiles.append(profile)
+        profile.enable()
+
+    main_profile = cProfile.Profile()
+    threading.setprofile(profile_thread)
+    main_profile.enable()
+    try:
+        return run_once(ctx, concurrency=args.foreground_concurrency)
+    finally:
+        main_profile.disable()
+        threading.setprofile(None)
+        import pstats
+
+        stats = pstats.Stats(main_profile)
+        for profile in profiles:
+            profile.disable()
+            stats.add(profile)
+        stats.dump_stats(str(args.profile))
+
+
 def print_table(runs: list[Run], args: argparse.Namespace) -> None:
     print(
         f"\nreconcile rounds: {args.latency_ms:g} ms API latency, {os.cpu_count()} cores, "
@@ -158,7 +207,7 @@ def print_table(runs: list[Run], args: argparse.Namespace) -> None:
     )
     head = (
         f"{'sessions':>8} {'mode':<14} {'in flight':>9} {'seconds':>8} {'queries/s':>10} "
-        f"{'ideal':>7} {'of ideal':>8} {'< 30 s':>6}"
+        f"{'ideal':>7} {'of ideal':>8} {'CPU/query':>10} {'sandbox':>10} {'< 30 s':>6}"
     )
     print(head)
     print("-" * len(head))
@@ -166,10 +215,14 @@ def print_table(runs: list[Run], args: argparse.Namespace) -> None:
         within = "yes" if r.seconds * TARGET_SESSIONS / r.sessions <= TARGET_S else "no"
         print(
             f"{r.sessions:>8} {r.mode:<14} {r.in_flight:>9} {r.seconds:>8.2f} {r.qps:>10.0f} "
-            f"{r.ideal_qps:>7.0f} {r.qps / r.ideal_qps:>8.0%} {within:>6}"
+            f"{r.ideal_qps:>7.0f} {r.qps / r.ideal_qps:>8.0%} "
+            f"{r.cpu_ms_per_query:>7.2f} ms {r.sandbox_ms_per_query:>7.2f} ms {within:>6}"
         )
     print(
         "\nin flight = queries that can be under way at once; ideal = in flight / latency;\n"
+        "CPU/query = CPU of the worker processes (children included) or, in the foreground,\n"
+        "of this process, during the round, per query; sandbox = the sandbox's CPU per query\n"
+        "(it shares the cores);\n"
         "'< 30 s': would 10,000 sessions fit in a 30 s interval at this rate"
     )
 
@@ -197,6 +250,12 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds per round at most")
     parser.add_argument("--json", action="store_true", help="also print the results as JSON")
     parser.add_argument("--logs", type=Path, help="keep the worker and sandbox logs in this dir")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="run the foreground rounds under cProfile and write the stats to this file (the "
+        "last N's round; read it with python -m pstats)",
+    )
     args = parser.parse_args()
     sizes = sorted({int(x) for x in args.sessions.split(",") if x.strip()})
 
@@ -251,6 +310,8 @@ def main() -> int:
             ctx = JobContext.from_settings(settings)
             ctx.enqueue = functools.partial(send_task, create_app(settings, with_tasks=False))
             stored = 0
+            worker_pids = [c.process.pid for c in children[1:]]
+            sandbox_pid = [sandbox.process.pid]
             threads = args.workers * args.concurrency
             per_batch = settings.reconcile_batch_concurrency
             for size in sizes:
@@ -262,7 +323,11 @@ def main() -> int:
                     flush=True,
                 )
                 for number in range(args.rounds):
+                    cpu_before = support.tree_cpu_s(worker_pids)
+                    sandbox_before = support.tree_cpu_s(sandbox_pid)
                     summary = round_through_workers(settings, store, gate, args.timeout)
+                    cpu_s = support.tree_cpu_s(worker_pids) - cpu_before
+                    sandbox_s = support.tree_cpu_s(sandbox_pid) - sandbox_before
                     mode = "workers" + (" (1st)" if number == 0 else "")
                     runs.append(
                         Run(
@@ -274,11 +339,21 @@ def main() -> int:
                             summary.queried,
                             summary.changes,
                             args.latency_ms,
+                            cpu_s,
+                            sandbox_s,
                         )
                     )
-                    print(f"  {mode}: {summary.duration_s:.2f}s", flush=True)
+                    print(
+                        f"  {mode}: {summary.duration_s:.2f}s, "
+                        f"{runs[-1].cpu_ms_per_query:.2f} ms CPU/query",
+                        flush=True,
+                    )
                 if args.foreground_concurrency:
-                    outcomes, seconds = run_once(ctx, concurrency=args.foreground_concurrency)
+                    cpu_before = support.tree_cpu_s([os.getpid()])
+                    sandbox_before = support.tree_cpu_s(sandbox_pid)
+                    outcomes, seconds = foreground_round(ctx, args)
+                    cpu_s = support.tree_cpu_s([os.getpid()]) - cpu_before
+                    sandbox_s = support.tree_cpu_s(sandbox_pid) - sandbox_before
                     runs.append(
                         Run(
                             size,
@@ -288,9 +363,15 @@ def main() -> int:
                             sum(o.queried for o in outcomes),
                             sum(len(o.changes) for o in outcomes),
                             args.latency_ms,
+                            cpu_s,
+                            sandbox_s,
                         )
                     )
-                    print(f"  foreground: {seconds:.2f}s", flush=True)
+                    print(
+                        f"  foreground: {seconds:.2f}s, "
+                        f"{runs[-1].cpu_ms_per_query:.2f} ms CPU/query",
+                        flush=True,
+                    )
             bad = [r for r in runs if r.queried != r.sessions or r.changes]
             ctx.client.close()
         finally:
@@ -299,7 +380,19 @@ def main() -> int:
     for r in bad:
         print(f"warning: {r.mode} at {r.sessions}: {r.queried} queried, {r.changes} changes")
     if args.json:
-        print(json.dumps([asdict(r) | {"qps": round(r.qps, 1)} for r in runs]))
+        print(
+            json.dumps(
+                [
+                    asdict(r)
+                    | {
+                        "qps": round(r.qps, 1),
+                        "cpu_ms_per_query": round(r.cpu_ms_per_query, 3),
+                        "sandbox_ms_per_query": round(r.sandbox_ms_per_query, 3),
+                    }
+                    for r in runs
+                ]
+            )
+        )
     return 0
 
 

@@ -6,6 +6,10 @@ that the sessions it has begun still end before the task's soft time limit, well
 hard limit and the visibility timeout, however slow the API is. The sessions it did not begin
 go to a new batch of the same round.
 
+Sessions are read in chunks (:data:`READ_CHUNK` at most), one round trip per chunk: each
+thread of a batch takes the next chunk, reads it, and reconciles its sessions one after the
+other from what was read (see :mod:`orchestrator.reconcile.session` for why that is safe).
+
 One bad session never stops a round. A session whose record does not decode (corrupt, or written
 by a newer version) is skipped with one warning line a round, no traceback, and one alert
 ``corrupt_session`` (deduplicated per session like every alert); nothing is written to it.
@@ -13,23 +17,27 @@ by a newer version) is skipped with one warning line a round, no traceback, and 
 
 from __future__ import annotations
 
-import functools
 import logging
 import random
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 
+from orchestrator.errors import StateError
 from orchestrator.jobs.context import JobContext
 from orchestrator.jobs.unreadable import CORRUPT_SESSION
 from orchestrator.reconcile.failover import sweep
 from orchestrator.reconcile.rounds import RoundGate, RoundSummary, batches
-from orchestrator.reconcile.session import Outcome, reconcile_session
+from orchestrator.reconcile.session import NOT_READ, Outcome, Snapshot, reconcile_session
 from orchestrator.state import CorruptSessionError
 from orchestrator.tasking.timing import batch_budget_s, hard_time_limit_s
 
 __all__ = ["gate_for", "fan_out", "reconcile_many", "run_batch", "run_once"]
 
 log = logging.getLogger("orchestrator.reconcile")
+
+#: Most sessions read in one round trip by a thread of :func:`reconcile_many`.
+READ_CHUNK = 16
 
 
 def gate_for(ctx: JobContext) -> RoundGate:
@@ -65,12 +73,14 @@ def fan_out(ctx: JobContext) -> str | None:
     return round_id
 
 
-def _safe(ctx: JobContext, deadline: float | None, session_id: str) -> Outcome:
+def _safe(
+    ctx: JobContext, deadline: float | None, session_id: str, snapshot: Snapshot = NOT_READ
+) -> Outcome:
     """Reconcile one session unless ``deadline`` has passed; never raises."""
     if deadline is not None and time.monotonic() >= deadline:
         return Outcome(session_id, deferred=True)
     try:
-        return reconcile_session(ctx, session_id, deadline=deadline)
+        return reconcile_session(ctx, session_id, deadline=deadline, snapshot=snapshot)
     except CorruptSessionError as exc:
         return _skip_unreadable(ctx, session_id, exc)
     except Exception as exc:  # one bad session must not stop the round
@@ -99,7 +109,8 @@ def reconcile_many(
     """Reconcile ``session_ids`` with up to ``concurrency`` queries in flight; outcomes in order.
 
     Each reconciliation spends most of its time waiting for ``query``, so a handful of threads
-    cut a batch's time almost by their number.
+    cut a batch's time almost by their number. Each thread takes the next chunk of sessions
+    (:func:`chunk_size`), reads them in one round trip, then reconciles them one by one.
 
     Args:
         ctx: the services.
@@ -109,13 +120,68 @@ def reconcile_many(
             returned with ``deferred`` set (``None``: no deadline). The first session is
             always begun, so that handing on the rest always makes progress.
     """
-    workers = min(concurrency, len(session_ids))
-    deadlines = [None if n == 0 else deadline for n in range(len(session_ids))]
-    work = functools.partial(_safe, ctx)
-    if workers <= 1:
-        return list(map(work, deadlines, session_ids))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile") as pool:
-        return list(pool.map(work, deadlines, session_ids))
+    if not session_ids:
+        return []
+    workers = max(1, min(concurrency, len(session_ids)))
+    size = chunk_size(len(session_ids), workers)
+    outcomes: list[Outcome | None] = [None] * len(session_ids)
+    chunks = iter(range(0, len(session_ids), size))
+    lock = threading.Lock()
+
+    def next_chunk() -> Iterator[int]:
+        while True:
+            with lock:
+                start = next(chunks, None)
+            if start is None:
+                return
+            yield start
+
+    def work() -> None:
+        for start in next_chunk():
+            ids = session_ids[start : start + size]
+            first = None if start == 0 else deadline
+            if first is not None and time.monotonic() >= first:
+                snapshots: list[Snapshot] = [NOT_READ] * len(ids)  # deferred, unread
+            else:
+                snapshots = _read_chunk(ctx, ids)
+            for n, (session_id, snapshot) in enumerate(zip(ids, snapshots, strict=True)):
+                limit = None if start + n == 0 else deadline
+                outcomes[start + n] = _safe(ctx, limit, session_id, snapshot)
+
+    # The calling thread is one of the workers: a batch of concurrency 2 starts one thread.
+    threads = [
+        threading.Thread(target=work, name=f"reconcile-{n}", daemon=True) for n in range(1, workers)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        work()
+    finally:
+        for thread in threads:
+            thread.join()
+    missing = [session_ids[n] for n, o in enumerate(outcomes) if o is None]
+    if missing:  # a thread died (it never should: _safe catches everything)
+        raise RuntimeError(f"{len(missing)} sessions were not reconciled")
+    return [o for o in outcomes if o is not None]
+
+
+def chunk_size(count: int, workers: int) -> int:
+    """Sessions per read: every thread gets about two chunks (so they finish close together),
+    at most :data:`READ_CHUNK`."""
+    return max(1, min(READ_CHUNK, -(-count // (2 * workers))))
+
+
+def _read_chunk(ctx: JobContext, ids: list[str]) -> list[Snapshot]:
+    """The stored hashes of ``ids`` in one round trip; when that fails (Redis, or a value that
+    is not UTF-8), :data:`NOT_READ` for each: each session is then read on its own, and its own
+    error (or record that does not decode) is its outcome alone."""
+    try:
+        return list(ctx.store.read_hashes(ids))
+    except (StateError, UnicodeDecodeError) as exc:
+        log.debug("reading %d sessions at once failed (%s); one by one", len(ids), exc)
+    except Exception:  # never stop a round for it: the reads one by one still run
+        log.exception("reading %d sessions at once failed; one by one", len(ids))
+    return [NOT_READ] * len(ids)
 
 
 def run_batch(

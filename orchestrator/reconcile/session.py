@@ -24,6 +24,13 @@ a record that does not decode (corrupt,    skipped, alert ``corrupt_session`` (o
 or of a newer schema)                      warning a round (runner.py)
 =========================================  ===============================================
 
+A round reads its sessions in batches (:meth:`SessionStore.read_hashes`, one round trip for
+several sessions) and hands each reconciliation its stored hash as a *snapshot*. What a snapshot
+decides alone is only that nothing is to be done: the server reports what is stored, and no
+check is due. Anything else (a change, a re-queued task, an alert) is decided on the session
+read again after the query, as a reconciliation without a snapshot does before it, so a snapshot
+some seconds old never makes a change that the session's current state would not.
+
 Queries respect the per-appId rate limit (``KRTC_RATE_LIMIT_PER_APP``), as the jobs' calls do,
 but a reconciliation never sleeps more than :data:`PACE_WAIT_S` for it (nor past its batch's
 deadline): a longer wait leaves the session to the next round, unqueried and counted.
@@ -33,19 +40,20 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.jobs.context import JobContext, recording_ref
 from orchestrator.jobs.start import orphaned_reason
 from orchestrator.krtc.errors import KrtcApiError, NotFoundError
-from orchestrator.krtc.models.responses import QueryResponse
 from orchestrator.reconcile.mapping import RUNNING_STATUSES, phase_for_status
 from orchestrator.reconcile.restart import restart_failed
 from orchestrator.state import Desired, Phase, Session, Source
+from orchestrator.state.codec import session_from_hash
 from orchestrator.tasking.timing import hard_time_limit_s
 
-__all__ = ["PACE_WAIT_S", "Outcome", "reconcile_session", "quiet_limit_s"]
+__all__ = ["PACE_WAIT_S", "NOT_READ", "Outcome", "Snapshot", "reconcile_session", "quiet_limit_s"]
 
 log = logging.getLogger("orchestrator.reconcile")
 
@@ -54,6 +62,19 @@ DEFAULT_MAX_IDLE_S = 30
 #: Longest a reconciliation sleeps for the rate limit before its query; a longer wait leaves the
 #: session to the next round (a batch's threads are few and its time is bounded).
 PACE_WAIT_S = 0.5
+
+#: A session's hash as a batch read found it (``None``: no such session); see the module's
+#: description.
+Snapshot = Mapping[str, str] | Mapping[bytes, bytes] | None
+
+
+class _NotRead:
+    def __repr__(self) -> str:
+        return "NOT_READ"
+
+
+#: ``snapshot`` of :func:`reconcile_session` when none was read: the session is read first.
+NOT_READ: Any = _NotRead()
 
 
 @dataclass
@@ -96,7 +117,11 @@ def quiet_limit_s(ctx: JobContext) -> float:
 
 
 def reconcile_session(
-    ctx: JobContext, session_id: str, *, deadline: float | None = None
+    ctx: JobContext,
+    session_id: str,
+    *,
+    deadline: float | None = None,
+    snapshot: Snapshot = NOT_READ,
 ) -> Outcome:
     """Reconcile one session (a no-op for a finished or missing one).
 
@@ -105,13 +130,28 @@ def reconcile_session(
         session_id: the session.
         deadline: ``time.monotonic()`` after which no rate-limit wait may end (``None``: only
             :data:`PACE_WAIT_S` bounds it).
+        snapshot: the session's hash from a batch read (:meth:`SessionStore.read_hashes`);
+            by default the session is read here. With a snapshot, the session is read again
+            after the query unless nothing is to be done (see the module's description).
+
+    Raises:
+        CorruptSessionError: the stored session (or snapshot) does not decode.
     """
     outcome = Outcome(session_id)
-    session = ctx.store.get(session_id)
+    from_snapshot = snapshot is not NOT_READ
+    if from_snapshot:
+        session = None if not snapshot else session_from_hash(session_id, snapshot)
+    else:
+        session = ctx.store.get(session_id)
     if session is None or session.is_finished:
         return outcome
     now = ctx.clock()
     if session.sid is None:
+        if from_snapshot:
+            # Rare (a start under way or lost, an orphan), and every path below acts: read it.
+            session = ctx.store.get(session_id)
+            if session is None or session.is_finished or session.sid is not None:
+                return outcome  # it moved on since the snapshot: the next round looks again
         _without_sid(ctx, session, now, outcome)
         return outcome
     longest_wait = PACE_WAIT_S
@@ -131,7 +171,9 @@ def reconcile_session(
         response = ctx.client.query(recording_ref(session))
     except NotFoundError:
         outcome.queried = True
-        _not_found(ctx, session, outcome)
+        current = _current(ctx, session) if from_snapshot else session
+        if current is not None:
+            _not_found(ctx, current, outcome)
         return outcome
     except KrtcApiError as exc:
         outcome.queried = True
@@ -140,8 +182,50 @@ def reconcile_session(
         return outcome
     outcome.queried = True
     outcome.status = response.status
-    _observed(ctx, session, response, now, outcome)
+    # In wire form, once: each access to ``response.files`` builds the items again.
+    files = [f.to_json_dict() for f in response.files]
+    if from_snapshot:
+        if _nothing_to_do(ctx, session, response.status, files, now):
+            return outcome
+        current = _current(ctx, session)
+        if current is None:
+            return outcome
+        session = current
+    _observed(ctx, session, response.status, files, now, outcome)
     return outcome
+
+
+def _current(ctx: JobContext, seen: Session) -> Session | None:
+    """The session as stored now, if it is still unfinished with the sid that was queried."""
+    session = ctx.store.get(seen.id)
+    if session is None or session.is_finished or session.sid != seen.sid:
+        return None
+    return session
+
+
+def _nothing_to_do(
+    ctx: JobContext, session: Session, status: int | None, files: list[dict[str, Any]], now: float
+) -> bool:
+    """Whether :func:`_observed` would neither change, queue nor alert anything for ``session``.
+
+    True only when the server reports what is stored (the status, no other files), the phase
+    the status means is the stored one, the recording is wanted, and neither the stuck check
+    (a phase below recording) nor the max duration is due. Conservative: anything else is
+    decided on the session read again.
+    """
+    if status is None:
+        return False
+    if session.desired != Desired.RECORDING or session.phase in (Phase.PENDING, Phase.STARTING):
+        return False
+    target = phase_for_status(status)
+    if target is not None and target != session.phase:
+        return False
+    if status != session.last_status:
+        return False
+    if files and files != session.files:
+        return False
+    limit = session.max_duration_s or ctx.settings.max_duration
+    return limit is None or now - (session.started_at or session.created_at) < limit
 
 
 def _without_sid(ctx: JobContext, session: Session, now: float, outcome: Outcome) -> None:
@@ -199,10 +283,13 @@ def _not_found(ctx: JobContext, session: Session, outcome: Outcome) -> None:
 
 
 def _observed(
-    ctx: JobContext, session: Session, response: QueryResponse, now: float, outcome: Outcome
+    ctx: JobContext,
+    session: Session,
+    status: int | None,
+    files: list[dict[str, Any]],
+    now: float,
+    outcome: Outcome,
 ) -> None:
-    status = response.status
-    files = [f.to_json_dict() for f in response.files]
     if status is None:
         outcome.error = "query answer without a status"
         return

@@ -51,6 +51,9 @@ _STORED_FIELDS = tuple(
     if name not in _NOT_STORED
 )
 _SCHEMA_TEXT = str(SCHEMA_VERSION)
+#: The hash fields read into a :class:`Session` (not its history or attempts: see above).
+#: Looked up once: ``Session.model_fields`` is a property that builds its answer on each use.
+_READ_FIELDS = frozenset(Session.model_fields) - _NOT_STORED
 
 
 def attempts_field(action: str) -> str:
@@ -135,7 +138,7 @@ def session_from_hash(
     attempts: dict[str, int] = {}
     field = "(field name)"
     try:
-        fields = {text(key): value for key, value in raw.items()}
+        fields = {key if type(key) is str else text(key): value for key, value in raw.items()}
         field = SCHEMA_FIELD
         stored_schema = fields.get(SCHEMA_FIELD)
         schema = schema_of(None if stored_schema is None else text(stored_schema))
@@ -143,10 +146,10 @@ def session_from_hash(
             raise NewerSchemaError(session_id, schema, SCHEMA_VERSION)
         for name, value in fields.items():
             field = name
-            val = text(value)
+            val = value if type(value) is str else text(value)
             if name.startswith(ATTEMPTS_FIELD_PREFIX):
                 attempts[name[len(ATTEMPTS_FIELD_PREFIX) :]] = int(val)
-            elif name in _NOT_STORED or name not in Session.model_fields or val == "":
+            elif name not in _READ_FIELDS or val == "":
                 continue
             elif name in _JSON_FIELDS:
                 data[name] = json.loads(val)

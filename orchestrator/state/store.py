@@ -666,6 +666,30 @@ class SessionStore:
         )
         return identity_key(self.keys, raw)
 
+    def read_hashes(
+        self, ids: Sequence[str]
+    ) -> builtins.list[dict[str, str] | dict[bytes, bytes] | None]:
+        """The stored hashes of ``ids``, not decoded (``None``: no such session), in order; one
+        round trip (a pipeline without ``MULTI``: each hash is read atomically, not the set).
+
+        For callers that read many sessions and decode each on its own (the reconciler: a
+        record that does not decode must not stop the others), with
+        :func:`orchestrator.state.codec.session_from_hash`.
+
+        Raises:
+            StateUnavailableError: Redis is unreachable.
+            UnicodeDecodeError: a stored value is not UTF-8 (a client with
+                ``decode_responses``); which one is not known: read them one by one.
+        """
+
+        def read() -> builtins.list[Any]:
+            pipe = self._redis.pipeline(transaction=False)
+            for session_id in ids:
+                pipe.hgetall(self.keys.session(session_id))
+            return pipe.execute()
+
+        return [raw or None for raw in self._read(read)] if ids else []
+
     def get_many(self, ids: builtins.list[str]) -> builtins.list[Session]:
         """The sessions of ``ids`` that exist, in the order given (one round trip)."""
         return self._load(ids)[0]
