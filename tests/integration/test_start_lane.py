@@ -214,7 +214,12 @@ def test_a_refused_start_retries_from_the_lane_then_is_a_dead_letter(
     failed = queue_stack.wait(session.id, Phase.FAILED, timeout=20)
     assert failed.attempts["start"] == 2
     assert _start_calls(queue_stack, "lane-500") == 2
-    [letter] = queue_stack.recorder.dead_letters.list()
+    # (the letter is filed just after the session is failed, by the same run)
+    deadline = time.monotonic() + 5
+    while not (letters := queue_stack.recorder.dead_letters.list()):
+        assert time.monotonic() < deadline, "no dead letter"
+        time.sleep(0.05)
+    [letter] = letters
     assert letter.task == "krtc.start" and letter.session_id == session.id
     store = queue_stack.recorder.store
     lane = StartLane(store.redis, keys=store.keys)
