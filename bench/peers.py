@@ -93,20 +93,6 @@ class Result:
     rounds: list[float] = field(default_factory=list)
 
 
-def tree_cpu_s(pids: list[int]) -> float:
-    """User + system CPU seconds of the processes ``pids`` and their live descendants."""
-    total = 0.0
-    for pid in pids:
-        try:
-            root = psutil.Process(pid)
-            for proc in [root, *root.children(recursive=True)]:
-                times = proc.cpu_times()
-                total += times.user + times.system
-        except psutil.NoSuchProcess:
-            continue
-    return total
-
-
 def redis_cpu_s(redis: Redis) -> float:
     info = redis.info("cpu")
     return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
@@ -220,9 +206,17 @@ def run_round(
     sandbox_control(system_settings, "POST", "reset")
     system.run(bodies(2 * in_flight), args.timeout)
     time.sleep(0.3)  # let the warm-up's tail settle before reading the counters
-    cpu0, redis0, sandbox0 = tree_cpu_s(system.pids), redis_cpu_s(redis), tree_cpu_s([sandbox_pid])
+    cpu0, redis0, sandbox0 = (
+        support.tree_cpu_s(system.pids),
+        redis_cpu_s(redis),
+        support.tree_cpu_s([sandbox_pid]),
+    )
     rate = system.run(bodies(args.starts), args.timeout)
-    cpu1, redis1, sandbox1 = tree_cpu_s(system.pids), redis_cpu_s(redis), tree_cpu_s([sandbox_pid])
+    cpu1, redis1, sandbox1 = (
+        support.tree_cpu_s(system.pids),
+        redis_cpu_s(redis),
+        support.tree_cpu_s([sandbox_pid]),
+    )
     per = 1000.0 / args.starts
     return rate, (cpu1 - cpu0) * per, (redis1 - redis0) * per, (sandbox1 - sandbox0) * per
 

@@ -11,6 +11,7 @@ from tests.integration.sandbox_fixture import (  # noqa: F401
     sandbox_server,
     sandbox_settings,
 )
+from tests.integration.sentinel_fixture import topology  # noqa: F401
 from tests.integration.state_fixture import (  # noqa: F401
     dead_letters,
     key_prefix,

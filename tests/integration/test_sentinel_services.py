@@ -55,17 +55,6 @@ LOGIN = ("ops", "flower-sentinel-pw")
 
 
 @pytest.fixture(scope="module")
-def topology() -> Iterator[SentinelTopology]:
-    """A primary, a replica and three Sentinels for the whole module."""
-    nodes = SentinelTopology(replicas=1, sentinels=3, quorum=2)
-    nodes.start()
-    try:
-        yield nodes
-    finally:
-        nodes.stop()
-
-
-@pytest.fixture(scope="module")
 def redis_url(topology: SentinelTopology) -> str:
     """Every fixture of the module (the queue stack, its worker, the key clean-up) on Sentinels."""
     return topology.url

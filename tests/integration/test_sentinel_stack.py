@@ -16,7 +16,6 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,17 +45,6 @@ BODY = {
         "storageConfig": {"profile": "demo"},
     },
 }
-
-
-@pytest.fixture(scope="module")
-def topology() -> Iterator[SentinelTopology]:
-    """A primary, a replica and three Sentinels for the whole module."""
-    nodes = SentinelTopology(replicas=1, sentinels=3, quorum=2)
-    nodes.start()
-    try:
-        yield nodes
-    finally:
-        nodes.stop()
 
 
 def _user_env(topology: SentinelTopology) -> dict[str, str]:
