@@ -11,11 +11,26 @@ from __future__ import annotations
 
 from redis import Redis
 
-__all__ = ["MAX_DELIVERIES", "DeliveryCounter"]
+from orchestrator.jobs import JobFailedError
+
+__all__ = ["MAX_DELIVERIES", "DeliveryCounter", "worker_lost"]
 
 #: Runs of one task message that may die before it is given up.
 MAX_DELIVERIES = 3
 _TTL_S = 86400
+
+
+def worker_lost(action: str, session_id: str, died: int, at: float) -> JobFailedError:
+    """The failure of a job whose runs killed their workers ``died`` times: not run again."""
+    return JobFailedError(
+        action,
+        session_id,
+        {
+            "kind": "worker_lost",
+            "reason": f"the {action}'s worker died {died} times running it; not run again",
+            "at": at,
+        },
+    )
 
 
 class DeliveryCounter:

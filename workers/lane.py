@@ -42,7 +42,7 @@ from orchestrator.state.lane import LaneEntry, StartLane
 from orchestrator.tasking.starts import START_TASK
 from orchestrator.tasking.timing import longest_run_s
 from workers import failures
-from workers.delivery import MAX_DELIVERIES
+from workers.delivery import MAX_DELIVERIES, worker_lost
 
 __all__ = ["LaneConsumer", "SWEEP_EVERY_S", "WAIT_S", "connect"]
 
@@ -225,16 +225,7 @@ class LaneConsumer:
         args = [entry.session_id]
         try:
             if entry.deaths >= MAX_DELIVERIES:
-                raise JobFailedError(
-                    "start",
-                    entry.session_id,
-                    {
-                        "kind": "worker_lost",
-                        "reason": f"the start's worker died {entry.deaths} times running it; "
-                        "not run again",
-                        "at": ctx.clock(),
-                    },
-                )
+                raise worker_lost("start", entry.session_id, entry.deaths, ctx.clock())
             budget = RunBudget.of(ctx, entry.run_id)
             began = time.monotonic()
             outcome = run_start(ctx, entry.session_id, run_id=entry.run_id, budget=budget)

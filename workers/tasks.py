@@ -42,7 +42,7 @@ from orchestrator.jobs import (
 from orchestrator.jobs.budget import RunBudget, forget_run
 from orchestrator.reconcile.runner import fan_out, run_batch
 from workers import failures, heartbeat, lane, redelivery, runtime, wakeup
-from workers.delivery import MAX_DELIVERIES, DeliveryCounter
+from workers.delivery import MAX_DELIVERIES, DeliveryCounter, worker_lost
 
 __all__ = ["TASK_NAMES", "TASK_ACTIONS", "register"]
 
@@ -75,14 +75,11 @@ def _run(
     died = counter.begin(task_id, retries) if redelivered else 0
     try:
         if died >= MAX_DELIVERIES:
-            raise JobFailedError(
+            raise worker_lost(
                 TASK_ACTIONS.get(task.name, task.name),
                 str(request.args[0]) if request.args else "?",
-                {
-                    "kind": "worker_lost",
-                    "reason": f"the task's worker died {died} times running it; not run again",
-                    "at": ctx.clock(),
-                },
+                died,
+                ctx.clock(),
             )
         outcome = job(ctx, task_id)
     except JobFailedError as exc:
