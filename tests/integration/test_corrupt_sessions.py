@@ -33,7 +33,10 @@ def stack_overrides() -> dict[str, Any]:
 
 def _recording(stack: QueueStack, cname: str) -> Session:
     session = stack.recorder.start(start_body(cname))
-    return stack.wait(session.id, Phase.RECORDING)
+    recording = stack.wait(session.id, Phase.RECORDING)
+    # The server's own view too (status 5): before that, a round sees it still starting.
+    stack.wait_server_status(str(recording.sid))
+    return recording
 
 
 def _break(stack: QueueStack, session_id: str, field: str, value: str) -> None:
