@@ -35,7 +35,7 @@ from celery import Celery
 from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
 from orchestrator.errors import StateError
-from orchestrator.jobs import JobContext, JobFailedError, Retry, run_start
+from orchestrator.jobs import JobContext, JobFailedError, Retry, run_begun_start, run_start
 from orchestrator.jobs.budget import RunBudget, forget_run
 from orchestrator.state.errors import StateUnavailableError
 from orchestrator.state.lane import LaneEntry, StartLane
@@ -82,12 +82,13 @@ class LaneConsumer:
         self._lock = threading.Condition()
         self._running = 0
         self._acks: list[str] = []
-        self._taken: set[str] = set()
+        self._taken: dict[str, LaneEntry] = {}
         self._stopping = threading.Event()
         self._pool: ThreadPoolExecutor | None = None
         self._dispatcher: threading.Thread | None = None
         self._lane: StartLane | None = None
         self._visibility_s = 0.0
+        self._begin = ""
 
     def start(self) -> None:
         """Start the dispatcher (once)."""
@@ -96,6 +97,12 @@ class LaneConsumer:
         ctx = self._context()
         self._lane = StartLane(ctx.store.redis, keys=ctx.store.keys)
         self._visibility_s = longest_run_s(ctx.settings) + VISIBILITY_MARGIN_S
+        if ctx.limiter is None:
+            # The take begins the starts too (one round trip for what the job's own begin and
+            # session read cost per start); with a per-appId rate limit the job paces first.
+            self._begin = self._lane.begin_params(
+                ctx.flights, lease_s=longest_run_s(ctx.settings), max_deaths=MAX_DELIVERIES
+            )
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="start-lane")
         self._dispatcher = threading.Thread(
             target=self._dispatch, name="start-lane-dispatcher", daemon=True
@@ -125,7 +132,8 @@ class LaneConsumer:
             while self._running and time.monotonic() < deadline:
                 self._lock.wait(0.05)
             acks, self._acks = self._acks, []
-            unbegun = list(self._taken)
+            unrun = list(self._taken.values())
+            self._taken.clear()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         if self._lane is None:
@@ -133,12 +141,17 @@ class LaneConsumer:
         try:
             if acks:
                 self._lane.cycle(0, visibility_s=self._visibility_s, acks=acks)
-            put_back = self._lane.release(unbegun)
+            # A start the take began holds its lease: free it for the run that takes it next.
+            leases = self._context().leases
+            for entry in unrun:
+                if entry.begun:
+                    leases.release(entry.session_id, "start", entry.token)
+            put_back = self._lane.release([e.delivery for e in unrun])
         except StateError as exc:
             log.warning("start lane: could not hand back on shutdown (%s); they come back", exc)
             return
         if put_back:
-            log.info("start lane: %d starts taken but not begun put back", put_back)
+            log.info("start lane: %d starts taken but not run put back", put_back)
 
     # -- dispatcher -------------------------------------------------------------------------
 
@@ -156,7 +169,9 @@ class LaneConsumer:
                 if time.monotonic() >= next_sweep:
                     lane.sweep()
                     next_sweep = time.monotonic() + SWEEP_EVERY_S
-                entries = lane.cycle(free, visibility_s=self._visibility_s, acks=acks)
+                entries = lane.cycle(
+                    free, visibility_s=self._visibility_s, acks=acks, begin=self._begin
+                )
             except StateError as exc:
                 with self._lock:  # acknowledged again next time (acknowledging is idempotent)
                     self._acks.extend(acks)
@@ -166,7 +181,7 @@ class LaneConsumer:
             if entries:
                 with self._lock:
                     self._running += len(entries)
-                    self._taken.update(e.delivery for e in entries)
+                    self._taken.update((e.delivery, e) for e in entries)
                 for entry in entries:
                     self._pool.submit(self._run, entry)
             if len(entries) < free:
@@ -205,7 +220,7 @@ class LaneConsumer:
     def _run(self, entry: LaneEntry) -> None:
         ack = True
         with self._lock:
-            self._taken.discard(entry.delivery)
+            self._taken.pop(entry.delivery, None)
         try:
             ack = self._start(entry)
         except BaseException:  # never lose the slot, whatever happened
@@ -228,7 +243,18 @@ class LaneConsumer:
                 raise worker_lost("start", entry.session_id, entry.deaths, ctx.clock())
             budget = RunBudget.of(ctx, entry.run_id)
             began = time.monotonic()
-            outcome = run_start(ctx, entry.session_id, run_id=entry.run_id, budget=budget)
+            if entry.begun:
+                outcome = run_begun_start(
+                    ctx,
+                    entry.session_id,
+                    entry.fields,
+                    run_id=entry.run_id,
+                    token=entry.token,
+                    attempt=entry.attempt,
+                    budget=budget,
+                )
+            else:
+                outcome = run_start(ctx, entry.session_id, run_id=entry.run_id, budget=budget)
         except Retry as signal:
             log.info(
                 "Task %s[%s] retry in %.1fs: %s",

@@ -6,7 +6,7 @@ onto Celery.
 """
 
 from orchestrator.jobs.context import JobContext, JobFailedError, Retry
-from orchestrator.jobs.start import run_start
+from orchestrator.jobs.start import run_begun_start, run_start
 from orchestrator.jobs.stop import run_stop
 from orchestrator.jobs.stray import run_stop_stray
 from orchestrator.jobs.update import UPDATE_ACTIONS, run_update
@@ -17,6 +17,7 @@ __all__ = [
     "JobFailedError",
     "Retry",
     "run_start",
+    "run_begun_start",
     "run_stop",
     "run_stop_stray",
     "run_update",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from typing import NoReturn
 
 from orchestrator.errors import ConfigError
@@ -30,15 +31,16 @@ from orchestrator.jobs.context import (
     Retry,
     error_record,
 )
-from orchestrator.jobs.unreadable import failing_on_unreadable
+from orchestrator.jobs.unreadable import failing_on_unreadable, unreadable_error
 from orchestrator.krtc.errors import ConflictError, KrtcApiError
 from orchestrator.krtc.retry import delay_s, should_retry
 from orchestrator.krtc.validation import RequestValidationError
-from orchestrator.state import Desired, Phase, Session
+from orchestrator.state import CorruptSessionError, Desired, Phase, Session
+from orchestrator.state.codec import session_from_hash
 from orchestrator.state.results import AdoptOutcome, AdoptResult
 from orchestrator.tasking.timing import longest_run_s
 
-__all__ = ["run_start", "adopt_sid", "orphaned_reason"]
+__all__ = ["run_start", "run_begun_start", "adopt_sid", "orphaned_reason"]
 
 log = logging.getLogger("orchestrator.jobs.start")
 
@@ -109,7 +111,46 @@ def _send_start(ctx: JobContext, session: Session, budget: RunBudget) -> str:
     if not begun.applied:
         assert begun.found is not None
         return f"nothing to do: session is {begun.found.value}"
-    attempt = begun.attempt
+    return _call(ctx, session, budget, token, begun.attempt)
+
+
+def run_begun_start(
+    ctx: JobContext,
+    session_id: str,
+    fields: Mapping[bytes, bytes],
+    *,
+    run_id: str,
+    token: str,
+    attempt: int,
+    budget: RunBudget | None = None,
+) -> str:
+    """Go on with a start its delivery already began (the start lane's take: the lease is
+    ``token``'s, the session ``starting`` and the attempt counted, as :func:`run_start` begins
+    it): send the start and store its sid.
+
+    Args:
+        ctx: the job context.
+        session_id: the session.
+        fields: the session's hash after the begin, as stored.
+        run_id, budget: as for :func:`run_start`.
+        token: the start lease's token.
+        attempt: the run's attempt the begin counted.
+
+    Returns, raises: as :func:`run_start`.
+    """
+    budget = budget or RunBudget.of(ctx, run_id)
+    try:
+        session = session_from_hash(session_id, fields)
+    except CorruptSessionError as exc:
+        # The take checked only what it wrote (the schema, the attempts counter): the job
+        # gives up on the rest as it does on any record it cannot read.
+        ctx.leases.release(session_id, "start", token)
+        raise JobFailedError("start", session_id, unreadable_error(exc, ctx.clock())) from None
+    return _call(ctx, session, budget, token, attempt)
+
+
+def _call(ctx: JobContext, session: Session, budget: RunBudget, token: str, attempt: int) -> str:
+    """Send the begun start and store its sid; on any other way out release the lease."""
     finished = False
     try:
         try:

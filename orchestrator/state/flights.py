@@ -18,22 +18,24 @@ The lease, the phase and the run's counters mean exactly what they meant with se
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from redis import Redis
 
 from orchestrator.state.backend import redis_errors
-from orchestrator.state.changes import adopt_args, hash_pairs, transition_args
+from orchestrator.state.changes import adopt_args, hash_pairs
 from orchestrator.state.codec import attempts_field, session_from_hash, text
 from orchestrator.state.errors import SessionNotFoundError
 from orchestrator.state.events import EventLog
 from orchestrator.state.keys import Keys
 from orchestrator.state.results import AdoptOutcome, AdoptResult
 from orchestrator.state.runs import DEFAULT_RUN_TTL_S
-from orchestrator.state.scripts import _HELPERS, ADOPT_SID, TRANSITION
-from orchestrator.state.session import Phase, Session, Source
+from orchestrator.state.schema import SCHEMA_VERSION
+from orchestrator.state.scripts import _HELPERS, ADOPT_SID
+from orchestrator.state.session import Desired, Phase, Session, Source
 
-__all__ = ["BEGIN_START", "FINISH_START", "Begun", "StartFlights"]
+__all__ = ["BEGIN_FUNCTION", "BEGIN_START", "FINISH_START", "Begun", "StartFlights"]
 
 _ACTION = "start"
 
@@ -54,27 +56,71 @@ def _as_function(script: str, name: str, *, with_hash: bool = True) -> str:
     return f"local function {name}()\n{body}\nend\n"
 
 
-#: Take the start lease, move the session to ``starting`` and count the attempt: one step.
+#: The begin of a start as a Lua function, shared by :data:`BEGIN_START` and the start lane's
+#: take (:mod:`orchestrator.state.lane`, which begins the starts it takes in the same script).
+#: It writes what a ``TRANSITION`` to ``starting`` with the session's attempt counted writes
+#: (``updated_at``; ``phase`` and ``phase_since`` when the session was pending; the history
+#: entry), without the generic script's parameters to decode.
+BEGIN_FUNCTION = """
+-- s, h, l, r: the session hash, its history, the start lease, the run's counters
+-- b: the parameters {pending, starting, stopped (the desired value that means "stop it"),
+--   attempts (the session's counter field), schema (the version this code writes), why,
+--   source, limit (history entries kept), lease_ms, run_ttl}
+-- token: the run's lease token; now: the time (text, unix seconds)
+-- record: 'always', 'never', or 'pending' (an entry only when the session was pending)
+-- strict: the caller has not decoded the session (the lane's take): also change nothing when
+--   a stop was requested, the schema is not this code's or the attempts counter is not an
+--   integer; the job decides then, from the session it decodes
+-- Returns code, phase found, run attempt: code -2 another run holds the lease, -1 no session,
+-- 0 refused (nothing changed, no lease taken), 1 applied (the lease is ours, the attempts
+-- counted, the session starting).
+local function begin_start(s, h, l, r, b, token, now, record, strict)
+  local holder = redis.call('GET', l)
+  if holder and holder ~= token then return -2, '', 0 end
+  local st = redis.call('HMGET', s, 'phase', 'desired', 'schema', b.attempts)
+  local found = st[1]
+  if not found then
+    if redis.call('EXISTS', s) == 0 then return -1, '', 0 end
+    return 0, '', 0
+  end
+  if found ~= b.pending and found ~= b.starting then return 0, found, 0 end
+  if strict and (st[2] == b.stopped or (st[3] and st[3] ~= '' and st[3] ~= b.schema)
+      or (st[4] and not string.match(st[4], '^%d+$'))) then
+    return 0, found, 0
+  end
+  if found == b.pending then
+    redis.call('HSET', s, 'updated_at', now, 'phase', b.starting, 'phase_since', now)
+  else
+    redis.call('HSET', s, 'updated_at', now)
+  end
+  redis.call('HINCRBY', s, b.attempts, 1)
+  if record == 'always' or (record == 'pending' and found == b.pending) then
+    local what = 'note'
+    if found ~= b.starting then what = 'phase ' .. found .. ' -> ' .. b.starting end
+    local entry = {at = tonumber(now), what = what, why = b.why, source = b.source}
+    redis.call('RPUSH', h, cjson.encode(entry))
+    redis.call('LTRIM', h, -b.limit, -1)
+  end
+  redis.call('SET', l, token, 'PX', b.lease_ms)
+  local attempt = redis.call('HINCRBY', r, 'attempts', 1)
+  redis.call('EXPIRE', r, b.run_ttl)
+  return 1, found, attempt
+end
+"""
+
+#: Take the start lease, move the session to ``starting`` and count the attempts: one step.
 BEGIN_START = (
-    _HELPERS
-    + _as_function(TRANSITION, "transition", with_hash=False)
+    BEGIN_FUNCTION
     + """
--- KEYS[1..4] as TRANSITION: session hash, history list, active set, identity
--- KEYS[5] the start lease     {p}:session:{id}:start-lease
--- KEYS[6] the run's counters  {p}:run:{run id}
--- ARGV[1], ARGV[2] as TRANSITION (session id, JSON parameters)
--- ARGV[3] the run's lease token, ARGV[4] lease ms, ARGV[5] seconds the run's counters live
--- Returns {applied, phase found, {}, run attempt}: applied -2 when another run
--- holds the lease (nothing changed), else as TRANSITION (1 applied: the lease is now ours and
--- the run's attempt counted; 0 refused: no lease taken; -1 no session).
-local holder = redis.call('GET', KEYS[5])
-if holder and holder ~= ARGV[3] then return {-2, '', {}, 0} end
-local r = transition()
-if r[1] ~= 1 then return {r[1], r[2], r[3], 0} end
-redis.call('SET', KEYS[5], ARGV[3], 'PX', ARGV[4])
-local attempt = redis.call('HINCRBY', KEYS[6], 'attempts', 1)
-redis.call('EXPIRE', KEYS[6], ARGV[5])
-return {1, r[2], {}, attempt}
+-- KEYS[1] the session hash, KEYS[2] its history, KEYS[3], KEYS[4] unused (the layout of
+-- FINISH_START), KEYS[5] the start lease, KEYS[6] the run's counters {p}:run:{run id}
+-- ARGV[1] the parameters of begin_start (JSON), ARGV[2] the run's lease token, ARGV[3] the
+-- time (unix seconds, text), ARGV[4] record ('always' or 'never')
+-- Returns {code, phase found, {}, run attempt} (begin_start's code).
+local b = cjson.decode(ARGV[1])
+local code, found, attempt = begin_start(KEYS[1], KEYS[2], KEYS[5], KEYS[6], b, ARGV[2],
+  ARGV[3], ARGV[4], false)
+return {code, found, {}, attempt}
 """
 )
 
@@ -113,6 +159,19 @@ class Begun:
     found: Phase | None
     attempt: int
 
+    @classmethod
+    def of(cls, code: int, found: str, attempt: int, session_id: str) -> Begun:
+        """What ``begin_start``'s code, phase found and attempt say (:data:`BEGIN_FUNCTION`).
+
+        Raises:
+            SessionNotFoundError: code -1, the session is gone.
+        """
+        if code == -2:
+            return cls(True, False, None, 0)
+        if code == -1:
+            raise SessionNotFoundError(session_id)
+        return cls(False, code == 1, Phase(found) if found else None, attempt)
+
 
 class StartFlights:
     """The start job's combined lease, phase and budget steps.
@@ -141,6 +200,7 @@ class StartFlights:
         self.retention_s = retention_s
         self.run_ttl_s = run_ttl_s
         self.events = events
+        self._params: dict[tuple[int, str], str] = {}
         self._begin = redis.register_script(BEGIN_START)
         self._finish = redis.register_script(FINISH_START)
 
@@ -153,6 +213,28 @@ class StartFlights:
             self.keys.lease(session.id, _ACTION),
             self.keys.run(run_id),
         ]
+
+    def begin_params(self, *, lease_s: float, why: str) -> str:
+        """The parameters of the begin step (JSON), for :data:`BEGIN_START` and the lane."""
+        key = (max(1, int(lease_s * 1000)), why)
+        params = self._params.get(key)
+        if params is None:
+            params = json.dumps(
+                {
+                    "pending": Phase.PENDING.value,
+                    "starting": Phase.STARTING.value,
+                    "stopped": Desired.STOPPED.value,
+                    "attempts": attempts_field(_ACTION),
+                    "schema": str(SCHEMA_VERSION),
+                    "why": why,
+                    "source": Source.TASK.value,
+                    "limit": self.history_limit,
+                    "lease_ms": key[0],
+                    "run_ttl": self.run_ttl_s,
+                }
+            )
+            self._params[key] = params
+        return params
 
     def begin(
         self,
@@ -171,30 +253,15 @@ class StartFlights:
             SessionNotFoundError: the session is gone.
             StateUnavailableError: Redis cannot be reached.
         """
-        entry = None
-        if record:
-            entry = {"at": now, "what": "", "why": why, "source": Source.TASK.value}
-        args = transition_args(
-            now=now,
-            to=Phase.STARTING,
-            allowed_from=[Phase.PENDING, Phase.STARTING],
-            changes={},
-            entry=entry,
-            history_limit=self.history_limit,
-            retention_s=self.retention_s,
-            incr=attempts_field(_ACTION),
-        )
+        args = [
+            self.begin_params(lease_s=lease_s, why=why),
+            token,
+            repr(now),
+            "always" if record else "never",
+        ]
         with redis_errors(self._redis):
-            applied, found, _, attempt = self._begin(
-                keys=self._keys(session, run_id),
-                args=[session.id, args, token, max(1, int(lease_s * 1000)), self.run_ttl_s],
-            )
-        code = int(applied)
-        if code == -2:
-            return Begun(True, False, None, 0)
-        if code == -1:
-            raise SessionNotFoundError(session.id)
-        return Begun(False, code == 1, Phase(text(found)), int(attempt))
+            code, found, _, attempt = self._begin(keys=self._keys(session, run_id), args=args)
+        return Begun.of(int(code), text(found), int(attempt), session.id)
 
     def finish(
         self, session: Session, sid: str, *, run_id: str, token: str, now: float, why: str

@@ -23,12 +23,19 @@ start job is idempotent and runs under the session's start lease (:mod:`orchestr
 
 from __future__ import annotations
 
+import json
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from redis import Redis
+from redis.client import NEVER_DECODE
+from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
 from orchestrator.state.backend import redis_errors
+from orchestrator.state.flights import BEGIN_FUNCTION, StartFlights
 from orchestrator.state.keys import Keys
 
 __all__ = ["LaneEntry", "StartLane", "lane_entry"]
@@ -38,14 +45,21 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-#: Acknowledge finished deliveries, then take up to ARGV[1] entries.
+#: Acknowledge finished deliveries, then take up to ARGV[1] entries, and begin their starts.
 _CYCLE = (
     _NOW_MS
+    + BEGIN_FUNCTION
     + """
 -- KEYS: ready, inflight, deaths
 -- ARGV[1] how many to take, ARGV[2] visibility ms, ARGV[3] this take's id,
--- ARGV[4..] deliveries to acknowledge ("{take}:{n}|{entry}")
-for i = 4, #ARGV do
+-- ARGV[4] '' (take only), or the begin parameters (JSON): begin_start's, and keys = the key
+--   names of a session hash, its history, its start lease and a run's counters as
+--   [before, after] around the id, and max_deaths,
+-- ARGV[5..] deliveries to acknowledge ("{take}:{n}|{entry}")
+-- Returns per entry taken: the delivery, its deaths, and when its start was begun here the
+-- lease token (the delivery's "{take}:{n}"), the run's attempt and the session's HGETALL
+-- after (else '', 0, {}).
+for i = 5, #ARGV do
   if redis.call('ZREM', KEYS[2], ARGV[i]) == 1 then
     local bar = string.find(ARGV[i], '|', 1, true)
     redis.call('HDEL', KEYS[3], string.sub(ARGV[i], bar + 1))
@@ -55,12 +69,34 @@ local count = tonumber(ARGV[1])
 if count < 1 then return {} end
 local items = redis.call('RPOP', KEYS[1], count)
 if not items then return {} end
+local b = nil
+local now_s = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
+if ARGV[4] ~= '' then b = cjson.decode(ARGV[4]) end
+local function key(parts, id) return parts[1] .. id .. parts[2] end
 local out = {}
 for n, entry in ipairs(items) do
-  local member = ARGV[3] .. ':' .. n .. '|' .. entry
+  local token = ARGV[3] .. ':' .. n
+  local member = token .. '|' .. entry
   redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), member)
+  local deaths = redis.call('HGET', KEYS[3], entry) or '0'
   out[#out + 1] = member
-  out[#out + 1] = redis.call('HGET', KEYS[3], entry) or '0'
+  out[#out + 1] = deaths
+  local run, id = string.match(entry, '^([%w_.~-]+) ([%w_.~-]+)$')
+  local code, attempt = 0, 0
+  if b and run and tonumber(deaths) < b.max_deaths then
+    local ok, c, _, a = pcall(begin_start, key(b.keys.session, id), key(b.keys.history, id),
+      key(b.keys.lease, id), key(b.keys.run, run), b, token, now_s, 'pending', true)
+    if ok then code, attempt = c, a end
+  end
+  if code == 1 then
+    out[#out + 1] = token
+    out[#out + 1] = attempt
+    out[#out + 1] = redis.call('HGETALL', key(b.keys.session, id))
+  else
+    out[#out + 1] = ''
+    out[#out + 1] = 0
+    out[#out + 1] = {}
+  end
 end
 return out
 """
@@ -120,6 +156,17 @@ return n
 
 #: A delivery that outlived its visibility this many times is given up (dead letter).
 DEATHS_TTL_S = 86400
+#: The history's why of a start the take begins (as the job's own begin writes it).
+_BEGIN_WHY = "sending start"
+#: Stands for an id in a key name, to cut the name around it (it is its own key part).
+_ID = "ID0lane0ID"
+
+
+def _around(key: Callable[[str], str], marker: str) -> list[str]:
+    """A key name as ``[before, after]`` the id it is built from."""
+    before, found, after = key(marker).partition(marker)
+    assert found and marker not in after, "the marker must appear once in the key"
+    return [before, after]
 
 
 def lane_entry(session_id: str, run_id: str | None = None) -> str:
@@ -136,18 +183,30 @@ class LaneEntry:
         run_id: the run's id (its budget's key; the same across retries).
         session_id: the session to start.
         deaths: deliveries of this entry that outlived their visibility before this one.
+        token: when the take began the start (``begin=`` of :meth:`StartLane.cycle`): the run's
+            start lease token; ``""`` when it did not (the job begins it, or decides not to).
+        attempt: the run's attempt the take counted (0 when it did not begin the start).
+        fields: the session's hash after the begin (bytes as stored: the job decodes them).
     """
 
     delivery: str
     run_id: str
     session_id: str
     deaths: int
+    token: str = ""
+    attempt: int = 0
+    fields: dict[bytes, bytes] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, delivery: str, deaths: int) -> LaneEntry:
         entry = delivery.split("|", 1)[1]
         run_id, _, session_id = entry.partition(" ")
         return cls(delivery, run_id, session_id, deaths)
+
+    @property
+    def begun(self) -> bool:
+        """Whether the take began this start (lease ours, session ``starting``, attempt counted)."""
+        return bool(self.token)
 
 
 @dataclass(frozen=True)
@@ -190,19 +249,68 @@ class StartLane:
             self._redis.lpush(self.ready_key, entry)
         return entry.partition(" ")[0]
 
-    def cycle(self, take: int, *, visibility_s: float, acks: list[str]) -> list[LaneEntry]:
+    def cycle(
+        self, take: int, *, visibility_s: float, acks: list[str], begin: str = ""
+    ) -> list[LaneEntry]:
         """Acknowledge ``acks`` (finished deliveries), then take up to ``take`` entries.
+
+        Args:
+            take: entries to take at most.
+            visibility_s: how long a taken entry stays in flight before it may be redelivered.
+            acks: deliveries to acknowledge.
+            begin: also begin the taken starts (:meth:`begin_params`); ``""``: take only.
 
         Raises:
             StateUnavailableError: Redis cannot be reached (nothing was acknowledged or taken,
                 or all of it was: a script runs whole or not at all).
         """
+        args = [take, max(1, int(visibility_s * 1000)), uuid.uuid4().hex, begin, *acks]
         with redis_errors(self._redis):
-            flat = self._cycle(
-                keys=[self.ready_key, self.inflight_key, self.deaths_key],
-                args=[take, max(1, int(visibility_s * 1000)), uuid.uuid4().hex, *acks],
+            # Bytes, not text: a session's value that is not UTF-8 must fail its own start
+            # (the job decodes the fields), not the whole take.
+            flat = self._run_raw(
+                self._cycle, [self.ready_key, self.inflight_key, self.deaths_key], args
             )
-        return [LaneEntry.parse(str(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]
+        entries = []
+        for i in range(0, len(flat), 5):
+            entry = LaneEntry.parse(flat[i].decode(), int(flat[i + 1]))
+            token = flat[i + 2].decode()
+            if token:
+                pairs = flat[i + 4]
+                fields = dict(zip(pairs[::2], pairs[1::2], strict=True))
+                entry = replace(entry, token=token, attempt=int(flat[i + 3]), fields=fields)
+            entries.append(entry)
+        return entries
+
+    def begin_params(self, flights: StartFlights, *, lease_s: float, max_deaths: int) -> str:
+        """What :meth:`cycle` needs to begin the starts it takes (``begin=``).
+
+        Args:
+            flights: the start's begin step (its parameters: the session store's history limit,
+                the run counters' lifetime).
+            lease_s: how long a begun start holds its lease.
+            max_deaths: an entry with this many deaths is not begun (it is failed instead).
+        """
+        params = json.loads(flights.begin_params(lease_s=lease_s, why=_BEGIN_WHY))
+        params["max_deaths"] = max_deaths
+        params["keys"] = {
+            "session": _around(self.keys.session, _ID),
+            "history": _around(self.keys.history, _ID),
+            "lease": _around(lambda x: self.keys.lease(x, "start"), _ID),
+            "run": _around(self.keys.run, _ID),
+        }
+        return json.dumps(params)
+
+    def _run_raw(self, script: Script, keys: list[str], args: list[Any]) -> Any:
+        """Run ``script`` and return its reply undecoded (bytes)."""
+        command = ["EVALSHA", script.sha, len(keys), *keys, *args]
+        try:
+            return self._redis.execute_command(*command, **{NEVER_DECODE: True})  # type: ignore[no-untyped-call]
+        except NoScriptError:
+            # Redis restarted or its scripts were flushed: load it again, once.
+            script.sha = str(self._redis.script_load(script.script))
+            command[1] = script.sha
+            return self._redis.execute_command(*command, **{NEVER_DECODE: True})  # type: ignore[no-untyped-call]
 
     def wait(self, timeout_s: float) -> bool:
         """Block until ``ready`` holds an entry (or ``timeout_s``); takes nothing.

@@ -123,6 +123,29 @@ def test_a_start_of_a_session_of_a_newer_schema_is_dead_lettered_and_never_sent(
     assert worker.log().count("Task krtc.start[") == 1
 
 
+def test_a_start_the_lane_began_of_a_corrupt_session_is_dead_lettered_and_never_sent(
+    queue_stack: QueueStack,
+) -> None:
+    # Given a pending session with a field the take does not check broken, its start queued
+    session = queue_stack.recorder.start(start_body("corrupt-begun"))
+    _break(queue_stack, session.id, "mode", GARBAGE)
+
+    # When a worker takes the start (the take begins it: lease, starting, attempt)
+    worker = queue_stack.start_worker()
+
+    # Then one dead letter, one alert, nothing sent, and the lease is free again
+    [letter] = _wait_for_letters(queue_stack, session.id, 1)
+    time.sleep(1.0)
+    assert letter.error["kind"] == "corrupt_session" and "mode" in letter.error["reason"]
+    assert [a.kind.value for a in _alerts(queue_stack, session.id)] == ["corrupt_session"]
+    assert queue_stack.sandbox.recordings(cname="corrupt-begun") == []
+    store = queue_stack.recorder.store
+    assert not store.redis.exists(store.keys.lease(session.id, "start"))
+    assert _raw(queue_stack, session.id)["mode"] == GARBAGE, "the broken field is left as is"
+    log = worker.log()
+    assert log.count("Task krtc.start[") == 1 and GARBAGE not in log
+
+
 def test_every_job_of_a_corrupt_session_is_a_letter_but_the_session_alerts_once(
     queue_stack: QueueStack,
 ) -> None:
