@@ -98,8 +98,9 @@ local function begin_start(s, h, l, r, b, token, now, record, strict)
     local what = 'note'
     if found ~= b.starting then what = 'phase ' .. found .. ' -> ' .. b.starting end
     local entry = {at = tonumber(now), what = what, why = b.why, source = b.source}
-    redis.call('RPUSH', h, cjson.encode(entry))
-    redis.call('LTRIM', h, -b.limit, -1)
+    if redis.call('RPUSH', h, cjson.encode(entry)) > b.limit then
+      redis.call('LTRIM', h, -b.limit, -1)
+    end
   end
   redis.call('SET', l, token, 'PX', b.lease_ms)
   local attempt = redis.call('HINCRBY', r, 'attempts', 1)

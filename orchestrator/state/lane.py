@@ -73,12 +73,14 @@ local b = nil
 local now_s = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
 if ARGV[4] ~= '' then b = cjson.decode(ARGV[4]) end
 local function key(parts, id) return parts[1] .. id .. parts[2] end
+local any_deaths = redis.call('EXISTS', KEYS[3]) == 1
 local out = {}
 for n, entry in ipairs(items) do
   local token = ARGV[3] .. ':' .. n
   local member = token .. '|' .. entry
   redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), member)
-  local deaths = redis.call('HGET', KEYS[3], entry) or '0'
+  local deaths = '0'
+  if any_deaths then deaths = redis.call('HGET', KEYS[3], entry) or '0' end
   out[#out + 1] = member
   out[#out + 1] = deaths
   local run, id = string.match(entry, '^([%w_.~-]+) ([%w_.~-]+)$')

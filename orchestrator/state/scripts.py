@@ -45,8 +45,9 @@ local function member(list, value)
 end
 
 local function push_history(entry, limit)
-  redis.call('RPUSH', KEYS[2], cjson.encode(entry))
-  redis.call('LTRIM', KEYS[2], -limit, -1)
+  if redis.call('RPUSH', KEYS[2], cjson.encode(entry)) > limit then
+    redis.call('LTRIM', KEYS[2], -limit, -1)
+  end
 end
 
 -- The session has just reached a final phase: it no longer counts as active, its identity is
@@ -283,8 +284,8 @@ ADOPT_SID = (
 --               orphaned), and its desired state is recording;
 --   'must_stop' as 'recording', but a stop was requested meanwhile (the caller queues it).
 local p = cjson.decode(ARGV[2])
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing', '', {}} end
-local state = redis.call('HMGET', KEYS[1], 'phase', 'desired', 'sid')
+local state = redis.call('HMGET', KEYS[1], 'phase', 'desired', 'sid', 'last_error')
+if not state[1] and redis.call('EXISTS', KEYS[1]) == 0 then return {'missing', '', {}} end
 local found, desired, current = state[1], state[2], state[3]
 if current == p.sid then return {'same', found, redis.call('HGETALL', KEYS[1])} end
 local entry = {at = p.at, why = p.why, source = p.source}
@@ -306,7 +307,7 @@ if current and current ~= '' then
 end
 redis.call('HSET', KEYS[1], 'sid', p.sid, 'phase', p.recording, 'phase_since', p.now,
   'started_at', p.now, 'updated_at', p.now)
-redis.call('HDEL', KEYS[1], 'last_error')
+if state[4] then redis.call('HDEL', KEYS[1], 'last_error') end
 local change = 'set sid'
 if found ~= p.recording then change = 'phase ' .. found .. ' -> ' .. p.recording .. '; set sid' end
 entry.what = change
