@@ -29,6 +29,7 @@ __all__ = [
     "ATTEMPTS_FIELD_PREFIX",
     "attempts_field",
     "encode_value",
+    "session_to_fields",
     "session_to_hash",
     "session_from_hash",
     "history_from_list",
@@ -51,6 +52,14 @@ _STORED_FIELDS = tuple(
     if name not in _NOT_STORED
 )
 _SCHEMA_TEXT = str(SCHEMA_VERSION)
+#: The enum types of the stored fields (``mode``, ``desired``, ``phase``): stored by value.
+_ENUM_TYPES = frozenset(
+    field.annotation
+    for field in Session.model_fields.values()
+    if isinstance(field.annotation, type) and issubclass(field.annotation, Enum)
+)
+#: The JSON text of an empty JSON field value (``files`` of a new session is ``[]``).
+_EMPTY_JSON: dict[type, str] = {list: "[]", dict: "{}"}
 #: The hash fields read into a :class:`Session` (not its history or attempts: see above).
 #: Looked up once: ``Session.model_fields`` is a property that builds its answer on each use.
 _READ_FIELDS = frozenset(Session.model_fields) - _NOT_STORED
@@ -92,29 +101,45 @@ def encode_value(name: str, value: Any) -> str | None:
 
 def session_to_hash(session: Session) -> dict[str, str]:
     """The hash fields of a session (without its history), with the schema version."""
-    fields: dict[str, str] = {SCHEMA_FIELD: _SCHEMA_TEXT}
+    fields = session_to_fields(session)
+    return dict(zip(fields[::2], fields[1::2], strict=True))
+
+
+def session_to_fields(session: Session) -> list[str]:
+    """:func:`session_to_hash` as ``HSET`` takes it: field, value, field, value... in hash order.
+
+    The values are :func:`encode_value`'s; the usual ones (text, numbers, the enums, an empty
+    JSON field) are written here without its checks.
+    """
+    fields = [SCHEMA_FIELD, _SCHEMA_TEXT]
     values = session.__dict__
     for name, plain in _STORED_FIELDS:
         value = values[name]
         if value is None:
             continue
+        kind = type(value)
         if plain:
-            # What encode_value gives a text or a number, without its checks (most fields).
-            kind = type(value)
             if kind is str:
-                fields[name] = value
+                fields += (name, value)
                 continue
             if kind is float:
-                fields[name] = repr(value)
+                fields += (name, repr(value))
                 continue
             if kind is int:
-                fields[name] = str(value)
+                fields += (name, str(value))
                 continue
+            if kind in _ENUM_TYPES:
+                # str(value.value), without the property lookup of Enum.value.
+                fields += (name, str(value._value_))
+                continue
+        elif not value and kind in _EMPTY_JSON:
+            fields += (name, _EMPTY_JSON[kind])
+            continue
         encoded = encode_value(name, value)
         if encoded is not None:
-            fields[name] = encoded
+            fields += (name, encoded)
     for action, count in session.attempts.items():
-        fields[attempts_field(action)] = str(count)
+        fields += (attempts_field(action), str(count))
     return fields
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from orchestrator.krtc.enums import Mode
 from orchestrator.state.changes import hash_pairs
-from orchestrator.state.codec import history_from_list, session_from_hash, session_to_hash, text
+from orchestrator.state.codec import history_from_list, session_from_hash, session_to_fields, text
 from orchestrator.state.errors import (
     IdempotencyKeyReusedError,
     RestartRefusedError,
@@ -160,7 +160,7 @@ class CreatePlan:
             "now": repr(now),
             "ttl": str(idempotency_ttl_s),
             "entry": _first_entry(now, session, why, source),
-            "hash": [part for pair in session_to_hash(session).items() for part in pair],
+            "hash": session_to_fields(session),
             "idem": 0,
             "outbox": 0,
             "failed": 0,

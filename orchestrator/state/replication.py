@@ -100,14 +100,22 @@ class _Acks(Generic[_Client]):
             timeout_ms=settings.redis_ack_timeout_ms,
         )
 
-    def _needed(self) -> _Steps[int]:
-        """The acknowledgements wanted now (reads the replicas' number when it is stale)."""
+    def _known(self) -> int | None:
+        """The acknowledgements wanted now, if known without a read (``None``: the replicas'
+        number is stale or was never read)."""
         if self.min_replicas is not None:
             return self.min_replicas
         with self._lock:
             age_s = self._clock() - self._read_at
             if self._replicas is not None and age_s < REPLICAS_REFRESH_S:
                 return min(1, self._replicas)
+        return None
+
+    def _needed(self) -> _Steps[int]:
+        """The acknowledgements wanted now (reads the replicas' number when it is stale)."""
+        known = self._known()
+        if known is not None:
+            return known
         info = cast("dict[str, Any]", (yield _replication_info))
         replicas = int(info.get("connected_slaves", 0)) if info.get("role") == "master" else 0
         with self._lock:
@@ -210,6 +218,9 @@ class ReplicaAcks(_Acks[Redis]):
         Returns:
             Whether enough replicas acknowledged (true when none is wanted).
         """
+        if self._known() == 0:
+            # No replica to wait for (the usual case): no steps to run.
+            return True
         return self._run(self._confirm(kind, session_ids))
 
     def _run(self, steps: _Steps[_R]) -> _R:
@@ -229,6 +240,8 @@ class AsyncReplicaAcks(_Acks[AsyncRedis]):
 
     async def confirm(self, kind: str, session_ids: list[str]) -> bool:
         """:meth:`ReplicaAcks.confirm`, awaited (never raises either)."""
+        if self._known() == 0:
+            return True
         return await self._run(self._confirm(kind, session_ids))
 
     async def _run(self, steps: _Steps[_R]) -> _R:

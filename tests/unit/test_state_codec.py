@@ -24,6 +24,7 @@ from orchestrator.state.codec import (
     encode_value,
     history_from_list,
     session_from_hash,
+    session_to_fields,
     session_to_hash,
 )
 
@@ -106,13 +107,20 @@ def test_json_fields_are_compact_and_keep_non_ascii_text() -> None:
     assert session_from_hash(SID, stored).request == {"a": "säal", "b": 1}
 
 
-@pytest.mark.parametrize(
-    "session",
-    [minimal(), full(), minimal(restart_on_failure=True, max_restarts=0, sid="", files=[])],
-    ids=["minimal", "full", "flags"],
-)
+ENCODED_SESSIONS = [
+    minimal(),
+    full(),
+    minimal(restart_on_failure=True, max_restarts=0, sid="", files=[]),
+    minimal(last_error={}, request={}, files=[], phase=Phase.FAILED, desired=Desired.STOPPED),
+    minimal(mode=Mode.INDIVIDUAL, phase=Phase.ORPHANED, last_status=0, max_duration_s=1),
+]
+ENCODED_IDS = ["minimal", "full", "flags", "empty-json", "other-enums"]
+
+
+@pytest.mark.parametrize("session", ENCODED_SESSIONS, ids=ENCODED_IDS)
 def test_the_hash_is_encode_value_of_each_stored_field_in_field_order(session: Session) -> None:
-    # session_to_hash skips encode_value for plain text; the result must be the same.
+    # session_to_hash skips encode_value for text, numbers, enums and empty JSON values; the
+    # result must be the same.
     expected = {"schema": str(SCHEMA_VERSION)}
     for name in Session.model_fields:
         if name in ("history", "attempts"):
@@ -126,6 +134,14 @@ def test_the_hash_is_encode_value_of_each_stored_field_in_field_order(session: S
     stored = session_to_hash(session)
 
     assert list(stored.items()) == list(expected.items())
+
+
+@pytest.mark.parametrize("session", ENCODED_SESSIONS, ids=ENCODED_IDS)
+def test_the_fields_are_the_hash_flattened_in_its_order(session: Session) -> None:
+    fields = session_to_fields(session)
+
+    assert fields == [part for pair in session_to_hash(session).items() for part in pair]
+    assert all(type(part) is str for part in fields)
 
 
 def test_timestamps_keep_full_float_precision() -> None:
