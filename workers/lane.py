@@ -6,6 +6,9 @@ that. So starts wait in the start lane (:mod:`orchestrator.state.lane`), and eve
 process runs a consumer beside its Celery pool: a dispatcher thread takes as many starts as it
 has free threads in one script (acknowledging the finished ones in the same round trip), and
 its threads run :func:`orchestrator.jobs.run_start`, the job the ``krtc.start`` task runs.
+Without a per-appId rate limit the take also begins each start (lease, ``starting``, attempts:
+the job's own first step) and its thread goes on from there
+(:func:`orchestrator.jobs.run_begun_start`).
 
 What the task wrapper does for a Celery message is done here for a lane delivery:
 

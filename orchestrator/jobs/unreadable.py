@@ -6,6 +6,12 @@ error of kind ``corrupt_session``, which becomes exactly one dead letter per job
 ``corrupt_session`` per session (``workers.failures``). The reason names the session and the
 field that does not decode, never the stored value. ``krtc-rec repair`` shows the record and lets
 a person release it.
+
+One exception to "writes nothing": the start lane's take begins the starts it takes before the
+job decodes the session (:mod:`orchestrator.state.lane`). It checks what it writes (the phase,
+a stop requested, the schema version, the attempts counter) and leaves any other session alone,
+so a session broken in another field is moved to ``starting`` with its attempt counted; the job
+then fails as here and releases the start lease. Nothing is sent for it.
 """
 
 from __future__ import annotations

@@ -1,14 +1,16 @@
-"""A start's single flight in two round trips: begin (lease, phase, attempt) and finish.
+"""A start's single flight in two steps: begin (lease, phase, attempts) and finish.
 
 The start job used to make seven round trips around its call: read the session, take the lease,
 move to ``starting`` and count the session's attempt, count the run's attempt, and afterwards
 adopt the sid, release the lease, forget the run. Each pair below is one Lua script instead, so
 each step is as atomic as before, or more (the lease is taken only if the phase allows a start):
 
-* :meth:`StartFlights.begin`: take the session's start lease, unless another run holds it; move
-  the session to ``starting`` (a ``TRANSITION``, with the session's attempt counted); count the
-  run's attempt (``{p}:run:{id}``, as :class:`~orchestrator.state.runs.RunBudgets` does). The
-  lease is taken only when the transition applies; nothing changes when it is held elsewhere.
+* begin (:data:`BEGIN_FUNCTION`, run by :meth:`StartFlights.begin` and by the start lane's take,
+  :mod:`orchestrator.state.lane`): take the session's start lease, unless another run holds it;
+  move the session to ``starting`` and count its attempt (what a ``TRANSITION`` to ``starting``
+  writes); count the run's attempt (``{p}:run:{id}``, as
+  :class:`~orchestrator.state.runs.RunBudgets` does). The lease is taken only when the session
+  may start; nothing changes when it is held elsewhere.
 * :meth:`StartFlights.finish`: store the sid (``ADOPT_SID``, unchanged), then release the lease
   if this run still holds it and delete the run's counters (the run has ended).
 
