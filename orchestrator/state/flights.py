@@ -29,6 +29,7 @@ from orchestrator.state.backend import redis_errors
 from orchestrator.state.changes import adopt_args, hash_pairs
 from orchestrator.state.codec import attempts_field, session_from_hash, text
 from orchestrator.state.errors import SessionNotFoundError
+from orchestrator.state.evalsha import HotScript
 from orchestrator.state.events import EventLog
 from orchestrator.state.keys import Keys
 from orchestrator.state.results import AdoptOutcome, AdoptResult
@@ -204,8 +205,8 @@ class StartFlights:
         self.run_ttl_s = run_ttl_s
         self.events = events
         self._params: dict[tuple[int, str], str] = {}
-        self._begin = redis.register_script(BEGIN_START)
-        self._finish = redis.register_script(FINISH_START)
+        self._begin = HotScript(redis, BEGIN_START)
+        self._finish = HotScript(redis, FINISH_START)
 
     def _keys(self, session: Session, run_id: str) -> list[str]:
         return [

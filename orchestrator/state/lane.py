@@ -27,14 +27,11 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from redis import Redis
-from redis.client import NEVER_DECODE
-from redis.commands.core import Script
-from redis.exceptions import NoScriptError
 
 from orchestrator.state.backend import redis_errors
+from orchestrator.state.evalsha import HotScript
 from orchestrator.state.flights import BEGIN_FUNCTION, StartFlights
 from orchestrator.state.keys import Keys
 
@@ -235,7 +232,7 @@ class StartLane:
         self.inflight_key = keys.start_lane("inflight")
         self.delayed_key = keys.start_lane("delayed")
         self.deaths_key = keys.start_lane("deaths")
-        self._cycle = redis.register_script(_CYCLE)
+        self._cycle = HotScript(redis, _CYCLE)
         self._retry = redis.register_script(_RETRY)
         self._sweep = redis.register_script(_SWEEP)
         self._release = redis.register_script(_RELEASE)
@@ -270,8 +267,8 @@ class StartLane:
         with redis_errors(self._redis):
             # Bytes, not text: a session's value that is not UTF-8 must fail its own start
             # (the job decodes the fields), not the whole take.
-            flat = self._run_raw(
-                self._cycle, [self.ready_key, self.inflight_key, self.deaths_key], args
+            flat = self._cycle(
+                keys=[self.ready_key, self.inflight_key, self.deaths_key], args=args, raw=True
             )
         entries = []
         for i in range(0, len(flat), 5):
@@ -302,17 +299,6 @@ class StartLane:
             "run": _around(self.keys.run, _ID),
         }
         return json.dumps(params)
-
-    def _run_raw(self, script: Script, keys: list[str], args: list[Any]) -> Any:
-        """Run ``script`` and return its reply undecoded (bytes)."""
-        command = ["EVALSHA", script.sha, len(keys), *keys, *args]
-        try:
-            return self._redis.execute_command(*command, **{NEVER_DECODE: True})  # type: ignore[no-untyped-call]
-        except NoScriptError:
-            # Redis restarted or its scripts were flushed: load it again, once.
-            script.sha = str(self._redis.script_load(script.script))
-            command[1] = script.sha
-            return self._redis.execute_command(*command, **{NEVER_DECODE: True})  # type: ignore[no-untyped-call]
 
     def wait(self, timeout_s: float) -> bool:
         """Block until ``ready`` holds an entry (or ``timeout_s``); takes nothing.

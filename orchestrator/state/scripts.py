@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from redis import Redis
 from redis.commands.core import Script
 
+from orchestrator.state.evalsha import HotScript
 from orchestrator.state.events import EMIT
 
 __all__ = [
@@ -441,7 +442,7 @@ return {1, found, removed, released}
 class Scripts:
     """The scripts, registered on one client (``EVALSHA``, loaded again after a flush)."""
 
-    create: Script
+    create: HotScript
     transition: Script
     request_stop: Script
     adopt_sid: Script
@@ -452,7 +453,7 @@ class Scripts:
     def register(cls, client: Redis) -> Scripts:
         """Register every script on ``client``."""
         return cls(
-            create=client.register_script(CREATE),
+            create=HotScript(client, CREATE),
             transition=client.register_script(TRANSITION),
             request_stop=client.register_script(REQUEST_STOP),
             adopt_sid=client.register_script(ADOPT_SID),
