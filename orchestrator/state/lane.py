@@ -56,11 +56,17 @@ _CYCLE = (
 -- Returns per entry taken: the delivery, its deaths, and when its start was begun here the
 -- lease token (the delivery's "{take}:{n}"), the run's attempt and the session's HGETALL
 -- after (else '', 0, {}).
-for i = 5, #ARGV do
-  if redis.call('ZREM', KEYS[2], ARGV[i]) == 1 then
-    local bar = string.find(ARGV[i], '|', 1, true)
-    redis.call('HDEL', KEYS[3], string.sub(ARGV[i], bar + 1))
+local any_deaths = redis.call('EXISTS', KEYS[3]) == 1
+if #ARGV >= 5 and not any_deaths then
+  redis.call('ZREM', KEYS[2], unpack(ARGV, 5))
+else
+  for i = 5, #ARGV do
+    if redis.call('ZREM', KEYS[2], ARGV[i]) == 1 then
+      local bar = string.find(ARGV[i], '|', 1, true)
+      redis.call('HDEL', KEYS[3], string.sub(ARGV[i], bar + 1))
+    end
   end
+  any_deaths = redis.call('EXISTS', KEYS[3]) == 1
 end
 local count = tonumber(ARGV[1])
 if count < 1 then return {} end
@@ -70,7 +76,6 @@ local b = nil
 local now_s = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
 if ARGV[4] ~= '' then b = cjson.decode(ARGV[4]) end
 local function key(parts, id) return parts[1] .. id .. parts[2] end
-local any_deaths = redis.call('EXISTS', KEYS[3]) == 1
 local out = {}
 for n, entry in ipairs(items) do
   local token = ARGV[3] .. ':' .. n
