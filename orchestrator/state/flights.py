@@ -74,12 +74,10 @@ BEGIN_FUNCTION = """
 -- strict: the caller has not decoded the session (the lane's take): also change nothing when
 --   a stop was requested, the schema is not this code's or the attempts counter is not an
 --   integer; the job decides then, from the session it decodes
--- Returns code, phase found, run attempt: code -2 another run holds the lease, -1 no session,
--- 0 refused (nothing changed, no lease taken), 1 applied (the lease is ours, the attempts
--- counted, the session starting).
+-- Returns code, phase found, run attempt: code -1 no session, 0 refused (nothing changed, no
+-- lease taken), -2 the session may start but another run holds the lease (nothing changed),
+-- 1 applied (the lease is ours, the attempts counted, the session starting).
 local function begin_start(s, h, l, r, b, token, now, record, strict)
-  local holder = redis.call('GET', l)
-  if holder and holder ~= token then return -2, '', 0 end
   local st = redis.call('HMGET', s, 'phase', 'desired', 'schema', b.attempts)
   local found = st[1]
   if not found then
@@ -91,12 +89,19 @@ local function begin_start(s, h, l, r, b, token, now, record, strict)
       or (st[4] and not string.match(st[4], '^%d+$'))) then
     return 0, found, 0
   end
-  if found == b.pending then
-    redis.call('HSET', s, 'updated_at', now, 'phase', b.starting, 'phase_since', now)
-  else
-    redis.call('HSET', s, 'updated_at', now)
+  -- The lease: taken unless another run holds it (then nothing is written).
+  if not redis.call('SET', l, token, 'PX', b.lease_ms, 'NX') then
+    if redis.call('GET', l) ~= token then return -2, '', 0 end
+    redis.call('SET', l, token, 'PX', b.lease_ms)
   end
-  redis.call('HINCRBY', s, b.attempts, 1)
+  -- The session's attempts counter is an integer (decoded, or checked when strict).
+  local attempts = tostring((tonumber(st[4]) or 0) + 1)
+  if found == b.pending then
+    redis.call('HSET', s, 'updated_at', now, b.attempts, attempts, 'phase', b.starting,
+      'phase_since', now)
+  else
+    redis.call('HSET', s, 'updated_at', now, b.attempts, attempts)
+  end
   if record == 'always' or (record == 'pending' and found == b.pending) then
     local what = 'note'
     if found ~= b.starting then what = 'phase ' .. found .. ' -> ' .. b.starting end
@@ -105,7 +110,6 @@ local function begin_start(s, h, l, r, b, token, now, record, strict)
       redis.call('LTRIM', h, -b.limit, -1)
     end
   end
-  redis.call('SET', l, token, 'PX', b.lease_ms)
   local attempt = redis.call('HINCRBY', r, 'attempts', 1)
   redis.call('EXPIRE', r, b.run_ttl)
   return 1, found, attempt

@@ -195,3 +195,40 @@ def test_one_take_begins_a_batch_and_a_bad_value_fails_only_its_own_start(
     assert session_from_hash(ids[0], entries[0].fields).phase == Phase.STARTING
     with pytest.raises(Exception, match="not UTF-8|decode"):
         session_from_hash(ids[1], entries[1].fields)
+
+
+def test_the_jobs_begin_waits_for_another_runs_lease_only_while_the_session_may_start(
+    store: SessionStore, flights: StartFlights, redis_client: Redis
+) -> None:
+    session_id = _pending(store, "leased-begin")
+    lease = store.keys.lease(session_id, "start")
+    redis_client.set(lease, "another-run", px=30_000)
+    session = store.get(session_id)
+    assert session is not None
+
+    def begin(token: str) -> Any:
+        return flights.begin(
+            session,
+            run_id=f"run-{token}",
+            token=token,
+            lease_s=LEASE_S,
+            now=store.clock(),
+            why="sending start",
+            record=True,
+        )
+
+    before = _raw(store, session_id)
+    busy = begin("mine")
+    assert (busy.busy, busy.applied) == (True, False)
+    assert _raw(store, session_id) == before and redis_client.get(lease) == "another-run"
+    # Once the session has moved on, there is nothing to wait for: refused, not busy.
+    redis_client.hset(store.keys.session(session_id), "phase", Phase.RECORDING.value)
+    refused = begin("mine")
+    assert (refused.busy, refused.applied, refused.found) == (False, False, Phase.RECORDING)
+    # And a free lease is taken, with the session's attempt counted in the same write.
+    redis_client.hset(store.keys.session(session_id), "phase", Phase.PENDING.value)
+    redis_client.delete(lease)
+    applied = begin("mine")
+    assert (applied.applied, applied.attempt) == (True, 1)
+    assert redis_client.get(lease) == "mine"
+    assert _raw(store, session_id)["attempts:start"] == "1"
