@@ -67,15 +67,16 @@ def diagnose(settings: Settings, store: SessionStore, celery: Celery) -> list[Ch
     first = _guard("redis", lambda: _redis(redis))
     if not first.ok and "unreachable" in first.detail:
         return [first]
-    now = store.clock()
     checks = [first]
+    # Each age is taken when its check runs (store.clock(), Redis' time): the workers' check
+    # waits for their answers, and a tick written meanwhile must not look newer than "now".
     for name, check in (
         ("workers", lambda: _workers(celery)),
         ("queues", lambda: _queues(redis, settings)),
-        ("reconciler", lambda: _reconciler(store, settings, now)),
-        ("scheduler", lambda: _scheduler(store, settings, now)),
+        ("reconciler", lambda: _reconciler(store, settings, store.clock())),
+        ("scheduler", lambda: _scheduler(store, settings, store.clock())),
         ("dead letters", lambda: _dead_letters(store)),
-        ("alerts", lambda: _alerts(store, now)),
+        ("alerts", lambda: _alerts(store, store.clock())),
         ("clock", lambda: _clock(redis)),
     ):
         checks.append(_guard(name, check))

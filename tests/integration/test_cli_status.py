@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 from redis import Redis
 
+from orchestrator.doctor import diagnose
+from orchestrator.schedule.store import ScheduleStore
 from orchestrator.settings import Settings, settings_env
 from orchestrator.stack import EmbeddedRedis
 from orchestrator.state import DeadLetter, DeadLetterStore, Keys, SessionStore
@@ -142,3 +144,27 @@ def test_status_of_a_running_deployment_is_healthy(
                 os.killpg(process.pid, signal.SIGTERM)
         for process in processes:
             process.wait(20)
+
+
+def test_a_tick_during_the_workers_check_is_not_shown_in_the_future(store: SessionStore) -> None:
+    # The workers' check waits for their answers; a schedule tick recorded meanwhile used to be
+    # aged against a "now" taken before it (status printed "last tick -2s ago").
+    schedules = ScheduleStore(store.redis, prefix=store.keys.prefix, clock=store.clock)
+
+    class Inspect:
+        def active_queues(self) -> dict[str, Any]:
+            time.sleep(1.2)
+            schedules.record_tick()
+            return {}
+
+    class Control:
+        def inspect(self, timeout: float) -> Inspect:
+            return Inspect()
+
+    class FakeCelery:
+        control = Control()
+
+    settings = Settings(redis_prefix=store.keys.prefix)
+    checks = {c.name: c for c in diagnose(settings, store, FakeCelery())}  # type: ignore[arg-type]
+    assert checks["scheduler"].detail == "last tick 0s ago"
+    assert checks["scheduler"].ok
