@@ -46,6 +46,8 @@ def test_an_async_start_records_dedupes_and_stops(queue_stack: QueueStack) -> No
         again = await recorder.start_once(start_body("aio-1"), idempotency_key="aio-k1")
         same_channel = await recorder.start(start_body("aio-1"))
         recording = await recorder.wait(first.session.id, "recording", timeout=20)
+        # Files exist from the server's status 5 on: a stop before it would find none.
+        await asyncio.to_thread(queue_stack.wait_server_status, str(recording.sid))
         await recorder.update_layout(first.session.id, {"mixedVideoLayout": 1})
         stopped = await recorder.stop(first.session.id)
         ended = await recorder.wait(first.session.id, [Phase.STOPPED], timeout=20)
