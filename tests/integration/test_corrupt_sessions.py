@@ -141,7 +141,10 @@ def test_a_start_the_lane_began_of_a_corrupt_session_is_dead_lettered_and_never_
     assert queue_stack.sandbox.recordings(cname="corrupt-begun") == []
     store = queue_stack.recorder.store
     assert not store.redis.exists(store.keys.lease(session.id, "start"))
-    assert _raw(queue_stack, session.id)["mode"] == GARBAGE, "the broken field is left as is"
+    raw = _raw(queue_stack, session.id)
+    assert raw["mode"] == GARBAGE, "the broken field is left as is"
+    # The take began it (the documented exception): starting, its attempt counted.
+    assert (raw["phase"], raw["attempts:start"]) == ("starting", "1")
     log = worker.log()
     assert log.count("Task krtc.start[") == 1 and GARBAGE not in log
 
