@@ -10,13 +10,11 @@ from typing import Any
 import pytest
 
 from orchestrator.jobs.context import JobContext
-from orchestrator.krtc.client import KrtcClient
-from orchestrator.krtc.enums import Mode
 from orchestrator.reconcile.rounds import RoundGate
 from orchestrator.reconcile.runner import run_batch
-from orchestrator.state import Phase, SessionStore, Source
+from orchestrator.state import SessionStore
+from tests.integration.recordings import recording_sessions
 from tests.integration.sandbox_fixture import SandboxHandle
-from tests.integration.worker_fixture import start_body
 
 LATENCY_S = 0.2
 SESSIONS = 8
@@ -24,20 +22,7 @@ SESSIONS = 8
 
 def _recording_sessions(sandbox: SandboxHandle, store: SessionStore) -> list[str]:
     """Sessions in phase recording for real sandbox recordings (as a start task leaves them)."""
-    ids = []
-    with KrtcClient(sandbox.settings()) as client:
-        for n in range(SESSIONS):
-            body = start_body(f"batch-{n}")
-            del body["clientRequest"]["storageConfig"]
-            sid = client.start(body).sid
-            session = store.create(
-                app_id=body["appId"], cname=body["cname"], uid=body["uid"], mode=Mode.MIX
-            ).session
-            store.transition(
-                session.id, to=Phase.RECORDING, sid=sid, last_status=5, source=Source.TASK
-            )
-            ids.append(session.id)
-    return ids
+    return recording_sessions(sandbox, store, SESSIONS, "batch")
 
 
 @pytest.mark.parametrize("concurrency", [1, 4])

@@ -13,13 +13,11 @@ import pytest
 from redis import Redis
 
 from orchestrator.jobs.context import JobContext
-from orchestrator.krtc.client import KrtcClient
-from orchestrator.krtc.enums import Mode
 from orchestrator.reconcile.runner import READ_CHUNK, chunk_size, reconcile_many, run_once
 from orchestrator.reconcile.session import reconcile_session
-from orchestrator.state import Desired, Phase, SessionStore, Source
+from orchestrator.state import Desired, Phase, SessionStore
+from tests.integration.recordings import recording_sessions
 from tests.integration.sandbox_fixture import SandboxHandle
-from tests.integration.worker_fixture import start_body
 
 
 class Sent(list[tuple[str, list[Any]]]):
@@ -75,25 +73,7 @@ def _recordings(
     sandbox: SandboxHandle, store: SessionStore, count: int, prefix: str = "reads"
 ) -> list[str]:
     """Sessions in phase recording (status 5) for real sandbox recordings."""
-    ids = []
-    with KrtcClient(sandbox.settings()) as client:
-        for n in range(count):
-            body = start_body(f"{prefix}-{n}")
-            del body["clientRequest"]["storageConfig"]
-            sid = client.start(body).sid
-            sandbox.set_status(sid, 5)
-            session = store.create(
-                app_id=body["appId"],
-                cname=body["cname"],
-                uid=body["uid"],
-                mode=Mode.MIX,
-                request=body,
-            ).session
-            store.transition(
-                session.id, to=Phase.RECORDING, sid=sid, last_status=5, source=Source.TASK
-            )
-            ids.append(session.id)
-    return ids
+    return recording_sessions(sandbox, store, count, prefix, pin_status_5=True)
 
 
 def _sid(store: SessionStore, session_id: str) -> str:
