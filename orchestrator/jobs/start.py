@@ -37,6 +37,7 @@ from orchestrator.krtc.retry import delay_s, should_retry
 from orchestrator.krtc.validation import RequestValidationError
 from orchestrator.state import CorruptSessionError, Desired, Phase, Session
 from orchestrator.state.codec import session_from_hash
+from orchestrator.state.flights import BEGIN_WHY
 from orchestrator.state.results import AdoptOutcome, AdoptResult
 from orchestrator.tasking.timing import longest_run_s
 
@@ -103,7 +104,7 @@ def _send_start(ctx: JobContext, session: Session, budget: RunBudget) -> str:
         token=token,
         lease_s=longest_run_s(ctx.settings),
         now=ctx.store.clock(),
-        why="sending start",
+        why=BEGIN_WHY,
         record=session.phase == Phase.PENDING,
     )
     if begun.busy:

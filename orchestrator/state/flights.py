@@ -38,9 +38,11 @@ from orchestrator.state.schema import SCHEMA_VERSION
 from orchestrator.state.scripts import _HELPERS, ADOPT_SID
 from orchestrator.state.session import Desired, Phase, Session, Source
 
-__all__ = ["BEGIN_FUNCTION", "BEGIN_START", "FINISH_START", "Begun", "StartFlights"]
+__all__ = ["BEGIN_FUNCTION", "BEGIN_START", "BEGIN_WHY", "FINISH_START", "Begun", "StartFlights"]
 
 _ACTION = "start"
+#: The history's why of a start's begin (the job's own, and the lane's take).
+BEGIN_WHY = "sending start"
 
 
 _SESSION_HASH = "redis.call('HGETALL', KEYS[1])"

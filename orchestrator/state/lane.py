@@ -32,7 +32,7 @@ from redis import Redis
 
 from orchestrator.state.backend import redis_errors
 from orchestrator.state.evalsha import HotScript
-from orchestrator.state.flights import BEGIN_FUNCTION, StartFlights
+from orchestrator.state.flights import BEGIN_FUNCTION, BEGIN_WHY, StartFlights
 from orchestrator.state.keys import Keys
 
 __all__ = ["LaneEntry", "StartLane", "lane_entry"]
@@ -160,8 +160,6 @@ return n
 
 #: A delivery that outlived its visibility this many times is given up (dead letter).
 DEATHS_TTL_S = 86400
-#: The history's why of a start the take begins (as the job's own begin writes it).
-_BEGIN_WHY = "sending start"
 #: Stands for an id in a key name, to cut the name around it (it is its own key part).
 _ID = "ID0lane0ID"
 
@@ -295,7 +293,7 @@ class StartLane:
             lease_s: how long a begun start holds its lease.
             max_deaths: an entry with this many deaths is not begun (it is failed instead).
         """
-        params = json.loads(flights.begin_params(lease_s=lease_s, why=_BEGIN_WHY))
+        params = json.loads(flights.begin_params(lease_s=lease_s, why=BEGIN_WHY))
         params["max_deaths"] = max_deaths
         params["keys"] = {
             "session": _around(self.keys.session, _ID),
