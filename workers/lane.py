@@ -8,7 +8,8 @@ has free threads in one script (acknowledging the finished ones in the same roun
 its threads run :func:`orchestrator.jobs.run_start`, the job the ``krtc.start`` task runs.
 Without a per-appId rate limit the take also begins each start (lease, ``starting``, attempts:
 the job's own first step) and its thread goes on from there
-(:func:`orchestrator.jobs.run_begun_start`).
+(:func:`orchestrator.jobs.run_begun_start`). A run's last step (its sid stored, its lease
+released) goes with the dispatcher's next take too (:mod:`workers.lane_finishes`).
 
 What the task wrapper does for a Celery message is done here for a lane delivery:
 
@@ -27,10 +28,11 @@ back what was taken but not begun.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -46,6 +48,7 @@ from orchestrator.tasking.starts import START_TASK
 from orchestrator.tasking.timing import longest_run_s
 from workers import failures
 from workers.delivery import MAX_DELIVERIES, worker_lost
+from workers.lane_finishes import BatchedFinishes
 
 __all__ = ["LaneConsumer", "SWEEP_EVERY_S", "WAIT_S", "connect"]
 
@@ -92,6 +95,7 @@ class LaneConsumer:
         self._lane: StartLane | None = None
         self._visibility_s = 0.0
         self._begin = ""
+        self._finishes = BatchedFinishes(self._lock, lambda: self._context().flights)
 
     def start(self) -> None:
         """Start the dispatcher (once)."""
@@ -159,6 +163,14 @@ class LaneConsumer:
     # -- dispatcher -------------------------------------------------------------------------
 
     def _dispatch(self) -> None:
+        try:
+            self._dispatch_until_stopped()
+        finally:
+            with self._lock:
+                unsent = self._finishes.close()
+            self._finishes.hand_back(unsent)
+
+    def _dispatch_until_stopped(self) -> None:
         assert self._lane is not None and self._pool is not None
         lane = self._lane
         next_sweep = 0.0
@@ -168,19 +180,30 @@ class LaneConsumer:
                 return
             with self._lock:
                 acks, self._acks = self._acks, []
+                finishes = self._finishes.take()
             try:
                 if time.monotonic() >= next_sweep:
                     lane.sweep()
                     next_sweep = time.monotonic() + SWEEP_EVERY_S
-                entries = lane.cycle(
-                    free, visibility_s=self._visibility_s, acks=acks, begin=self._begin
+                replies, entries = lane.cycle_finishing(
+                    [f.call for f in finishes],
+                    free,
+                    visibility_s=self._visibility_s,
+                    acks=acks,
+                    begin=self._begin,
                 )
-            except StateError as exc:
+            except BaseException as exc:
+                # Their runs send them again themselves (a finish is idempotent).
+                self._finishes.hand_back(finishes)
+                if not isinstance(exc, StateError):
+                    raise
                 with self._lock:  # acknowledged again next time (acknowledging is idempotent)
                     self._acks.extend(acks)
                 log.warning("start lane: %s; trying again in %.0f s", exc, _BACKOFF_S)
-                self._stopping.wait(_BACKOFF_S)
+                with self._unbatched():
+                    self._stopping.wait(_BACKOFF_S)
                 continue
+            self._finishes.settle(finishes, replies)
             if entries:
                 with self._lock:
                     self._running += len(entries)
@@ -195,28 +218,52 @@ class LaneConsumer:
                 self._idle(lane, min(longest, max(0.0, next_sweep - time.monotonic())))
 
     def _wait_for_free(self) -> int:
-        """Wait for a free thread, then briefly for a few more (one take for several)."""
+        """Wait for a free thread or a finish, then briefly for a few more (one take for
+        several); returns how many entries to take: a thread whose finish goes with this take
+        counts as free (it is, once the take's answer comes back)."""
         with self._lock:
-            while self._running >= self.threads and not self._stopping.is_set():
+            while (
+                self._running >= self.threads and not self._finishes and not self._stopping.is_set()
+            ):
                 self._lock.wait(0.5)
             batch = max(1, self.threads // BATCH_SHARE)
             deadline = time.monotonic() + BATCH_WAIT_S
-            while self.threads - self._running < batch and not self._stopping.is_set():
+            while self._free() < batch and not self._stopping.is_set():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 self._lock.wait(left)
-            return self.threads - self._running
+            return self._free()
+
+    def _free(self) -> int:
+        return self.threads - self._running + len(self._finishes)
 
     def _idle(self, lane: StartLane, timeout_s: float) -> None:
         with self._lock:
             if self._acks and self._running == 0:
                 return  # the last acks: send them now
+            if self._finishes:
+                return  # finishes came meanwhile: send them now
+        with self._unbatched():
+            try:
+                lane.wait(max(0.05, timeout_s))
+            except StateError as exc:
+                log.warning("start lane: %s; trying again in %.0f s", exc, _BACKOFF_S)
+                self._stopping.wait(_BACKOFF_S)
+
+    @contextlib.contextmanager
+    def _unbatched(self) -> Iterator[None]:
+        """While the dispatcher waits (on Redis, or after a failure), runs send their finishes
+        themselves (what waits already goes back to them)."""
+        with self._lock:
+            self._finishes.blocked = True
+            waiting = self._finishes.take()
+        self._finishes.hand_back(waiting)
         try:
-            lane.wait(max(0.05, timeout_s))
-        except StateError as exc:
-            log.warning("start lane: %s; trying again in %.0f s", exc, _BACKOFF_S)
-            self._stopping.wait(_BACKOFF_S)
+            yield
+        finally:
+            with self._lock:
+                self._finishes.blocked = False
 
     # -- one start --------------------------------------------------------------------------
 
@@ -255,9 +302,16 @@ class LaneConsumer:
                     token=entry.token,
                     attempt=entry.attempt,
                     budget=budget,
+                    finish=self._finishes.finish,
                 )
             else:
-                outcome = run_start(ctx, entry.session_id, run_id=entry.run_id, budget=budget)
+                outcome = run_start(
+                    ctx,
+                    entry.session_id,
+                    run_id=entry.run_id,
+                    budget=budget,
+                    finish=self._finishes.finish,
+                )
         except Retry as signal:
             log.info(
                 "Task %s[%s] retry in %.1fs: %s",

@@ -37,7 +37,7 @@ from orchestrator.krtc.retry import delay_s, should_retry
 from orchestrator.krtc.validation import RequestValidationError
 from orchestrator.state import CorruptSessionError, Desired, Phase, Session
 from orchestrator.state.codec import session_from_hash
-from orchestrator.state.flights import BEGIN_WHY
+from orchestrator.state.flights import BEGIN_WHY, Finisher
 from orchestrator.state.results import AdoptOutcome, AdoptResult
 from orchestrator.tasking.timing import longest_run_s
 
@@ -49,7 +49,12 @@ _SENT_PHASES = (Phase.RECORDING, Phase.STOPPING, Phase.ORPHANED)
 
 
 def run_start(
-    ctx: JobContext, session_id: str, *, run_id: str, budget: RunBudget | None = None
+    ctx: JobContext,
+    session_id: str,
+    *,
+    run_id: str,
+    budget: RunBudget | None = None,
+    finish: Finisher | None = None,
 ) -> str:
     """Start the recording of ``session_id``.
 
@@ -58,6 +63,8 @@ def run_start(
         session_id: the session.
         run_id: this run's id (the task id): the start budget counts the run's attempts.
         budget: the run's budget, when the caller wants to see it afterwards (``settled``).
+        finish: what stores the sid (default :meth:`StartFlights.finish`, its own round trip;
+            the start lane's workers batch it with their next take).
 
     Returns:
         a one-line outcome for the task result (no secrets).
@@ -68,10 +75,10 @@ def run_start(
             or a stored session that does not decode (left as it is).
     """
     with failing_on_unreadable(ctx, "start", session_id):
-        return _start(ctx, session_id, budget or RunBudget.of(ctx, run_id))
+        return _start(ctx, session_id, budget or RunBudget.of(ctx, run_id), finish)
 
 
-def _start(ctx: JobContext, session_id: str, budget: RunBudget) -> str:
+def _start(ctx: JobContext, session_id: str, budget: RunBudget, finish: Finisher | None) -> str:
     session = ctx.store.get(session_id)
     if session is None:
         return f"session {session_id} is gone; nothing to start"
@@ -86,10 +93,12 @@ def _start(ctx: JobContext, session_id: str, budget: RunBudget) -> str:
             why="stop requested before the start was sent",
         )
         return "cancelled: a stop was requested before the start was sent"
-    return _send_start(ctx, session, budget)
+    return _send_start(ctx, session, budget, finish)
 
 
-def _send_start(ctx: JobContext, session: Session, budget: RunBudget) -> str:
+def _send_start(
+    ctx: JobContext, session: Session, budget: RunBudget, finish: Finisher | None
+) -> str:
     """Take the lease, send the start and store its sid; the session as read before.
 
     Two round trips around the call (:mod:`orchestrator.state.flights`): one takes the lease,
@@ -112,7 +121,7 @@ def _send_start(ctx: JobContext, session: Session, budget: RunBudget) -> str:
     if not begun.applied:
         assert begun.found is not None
         return f"nothing to do: session is {begun.found.value}"
-    return _call(ctx, session, budget, token, begun.attempt)
+    return _call(ctx, session, budget, token, begun.attempt, finish)
 
 
 def run_begun_start(
@@ -124,6 +133,7 @@ def run_begun_start(
     token: str,
     attempt: int,
     budget: RunBudget | None = None,
+    finish: Finisher | None = None,
 ) -> str:
     """Go on with a start its delivery already began (the start lane's take: the lease is
     ``token``'s, the session ``starting`` and the attempt counted, as :func:`run_start` begins
@@ -133,7 +143,7 @@ def run_begun_start(
         ctx: the job context.
         session_id: the session.
         fields: the session's hash after the begin, as stored.
-        run_id, budget: as for :func:`run_start`.
+        run_id, budget, finish: as for :func:`run_start`.
         token: the start lease's token.
         attempt: the run's attempt the begin counted.
 
@@ -147,10 +157,17 @@ def run_begun_start(
         # gives up on the rest as it does on any record it cannot read.
         ctx.leases.release(session_id, "start", token)
         raise JobFailedError("start", session_id, unreadable_error(exc, ctx.clock())) from None
-    return _call(ctx, session, budget, token, attempt)
+    return _call(ctx, session, budget, token, attempt, finish)
 
 
-def _call(ctx: JobContext, session: Session, budget: RunBudget, token: str, attempt: int) -> str:
+def _call(
+    ctx: JobContext,
+    session: Session,
+    budget: RunBudget,
+    token: str,
+    attempt: int,
+    finish: Finisher | None,
+) -> str:
     """Send the begun start and store its sid; on any other way out release the lease."""
     finished = False
     try:
@@ -164,7 +181,7 @@ def _call(ctx: JobContext, session: Session, budget: RunBudget, token: str, atte
         assert response.sid, "KrtcClient.start refuses an answer without a sid"
         why = f"started (attempt {attempt})"
         _log_sid(session, response.sid, why)
-        result = ctx.flights.finish(
+        result = (finish or ctx.flights.finish)(
             session, response.sid, run_id=budget.run_id, token=token, now=ctx.clock(), why=why
         )
         finished = budget.settled = True

@@ -4,20 +4,22 @@ redis-py's :class:`~redis.commands.core.Script` does the same, with more work pe
 10 us of CPU here: argument lists built twice, its pipeline check, a deprecation wrapper). The
 scripts every start runs (the session's create, the lane's take, the start's begin and finish)
 go through this instead; like ``Script``, it loads the script again when Redis answers
-``NOSCRIPT`` (a restart or a ``SCRIPT FLUSH``). Scripts run inside pipelines stay ``Script``.
+``NOSCRIPT`` (a restart or a ``SCRIPT FLUSH``). :func:`run_together` sends several calls in one
+round trip (a pipeline), with the same reload. Other scripts run inside pipelines stay
+``Script``.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from redis import Redis
 from redis.client import NEVER_DECODE
 from redis.exceptions import NoScriptError
 
-__all__ = ["HotScript"]
+__all__ = ["HotCall", "HotScript", "run_together"]
 
 
 class HotScript:
@@ -45,3 +47,43 @@ class HotScript:
         except NoScriptError:
             self._client.script_load(self.script)
             return self._client.execute_command(*command, **options)  # type: ignore[no-untyped-call]
+
+
+class HotCall(NamedTuple):
+    """One call of a :class:`HotScript` for :func:`run_together` (``raw`` as in its call)."""
+
+    script: HotScript
+    keys: Sequence[Any]
+    args: Sequence[Any]
+    raw: bool = False
+
+
+def run_together(client: Redis, calls: Sequence[HotCall]) -> list[Any]:
+    """Run ``calls`` in one round trip (a pipeline, not a transaction), in order.
+
+    Returns each call's reply, or the error Redis answered it with (a
+    :class:`~redis.exceptions.ResponseError`): one call's error does not fail the others. A call
+    answered ``NOSCRIPT`` (it did not run) is sent again after its script is loaded.
+
+    Raises:
+        redis.exceptions.ConnectionError, TimeoutError: as a pipeline does (then any of the calls
+            may have run, or none).
+    """
+    replies = _pipeline(client, calls)
+    again = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+    if again:
+        for script in {calls[i].script.sha: calls[i].script for i in again}.values():
+            client.script_load(script.script)
+        for i, reply in zip(again, _pipeline(client, [calls[i] for i in again]), strict=True):
+            replies[i] = reply
+    return replies
+
+
+def _pipeline(client: Redis, calls: Sequence[HotCall]) -> list[Any]:
+    pipe = client.pipeline(transaction=False)
+    for call in calls:
+        options = {NEVER_DECODE: True} if call.raw else {}
+        pipe.execute_command(  # type: ignore[no-untyped-call]
+            "EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args, **options
+        )
+    return pipe.execute(raise_on_error=False)

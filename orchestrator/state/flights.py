@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from redis import Redis
 
@@ -38,7 +39,16 @@ from orchestrator.state.schema import SCHEMA_VERSION
 from orchestrator.state.scripts import _HELPERS, ADOPT_SID
 from orchestrator.state.session import Desired, Phase, Session, Source
 
-__all__ = ["BEGIN_FUNCTION", "BEGIN_START", "BEGIN_WHY", "FINISH_START", "Begun", "StartFlights"]
+__all__ = [
+    "BEGIN_FUNCTION",
+    "BEGIN_START",
+    "BEGIN_WHY",
+    "FINISH_START",
+    "Begun",
+    "FinishCall",
+    "Finisher",
+    "StartFlights",
+]
 
 _ACTION = "start"
 #: The history's why of a start's begin (the job's own, and the lane's take).
@@ -212,7 +222,8 @@ class StartFlights:
         self.events = events
         self._params: dict[tuple[int, str], str] = {}
         self._begin = HotScript(redis, BEGIN_START)
-        self._finish = HotScript(redis, FINISH_START)
+        #: The finish step's script (:meth:`finish`; batched, :class:`FinishCall`).
+        self.finish_script = HotScript(redis, FINISH_START)
 
     def _keys(self, session: Session, run_id: str) -> list[str]:
         return [
@@ -273,17 +284,11 @@ class StartFlights:
             code, found, _, attempt = self._begin(keys=self._keys(session, run_id), args=args)
         return Begun.of(int(code), text(found), int(attempt), session.id)
 
-    def finish(
+    def finish_call(
         self, session: Session, sid: str, *, run_id: str, token: str, now: float, why: str
-    ) -> AdoptResult:
-        """Store ``sid`` (as :meth:`SessionStore.adopt_sid`), release the lease, forget the run.
-
-        The result's ``session`` is only there for a stray sid (``other``, ``finished``): the
-        start job reads it only then.
-
-        Raises:
-            StateUnavailableError: Redis cannot be reached.
-        """
+    ) -> FinishCall:
+        """The :data:`FINISH_START` call of :meth:`finish`, to send here or batched elsewhere
+        (the start lane sends its workers' finishes with its take, :mod:`workers.lane`)."""
         args = adopt_args(
             sid=sid,
             now=now,
@@ -297,14 +302,53 @@ class StartFlights:
                 else self.events.phase_change(session.id, Phase.RECORDING)
             ),
         )
+        return FinishCall(session, self._keys(session, run_id), [session.id, args, token])
+
+    def finish(
+        self, session: Session, sid: str, *, run_id: str, token: str, now: float, why: str
+    ) -> AdoptResult:
+        """Store ``sid`` (as :meth:`SessionStore.adopt_sid`), release the lease, forget the run.
+
+        The result's ``session`` is only there for a stray sid (``other``, ``finished``): the
+        start job reads it only then.
+
+        Raises:
+            StateUnavailableError: Redis cannot be reached.
+        """
+        call = self.finish_call(session, sid, run_id=run_id, token=token, now=now, why=why)
         with redis_errors(self._redis):
-            outcome, found, flat = self._finish(
-                keys=self._keys(session, run_id), args=[session.id, args, token]
-            )
+            reply = self.finish_script(keys=call.keys, args=call.args)
+        return call.result(reply)
+
+
+class Finisher(Protocol):
+    """What stores a start's sid: :meth:`StartFlights.finish`, or one that batches it."""
+
+    def __call__(
+        self, session: Session, sid: str, *, run_id: str, token: str, now: float, why: str
+    ) -> AdoptResult: ...
+
+
+@dataclass(frozen=True)
+class FinishCall:
+    """One :data:`FINISH_START` call (:meth:`StartFlights.finish_call`).
+
+    Attributes:
+        session: the session as the job read it.
+        keys, args: the script's KEYS and ARGV.
+    """
+
+    session: Session
+    keys: list[str]
+    args: list[str]
+
+    def result(self, reply: Any) -> AdoptResult:
+        """What the script's reply says (decoded or bytes)."""
+        outcome, found, flat = reply
         result = AdoptOutcome(text(outcome))
         if result == AdoptOutcome.MISSING:
             return AdoptResult(result, None, None)
         # The session is decoded only where the job reads it: a sid that nothing follows.
         stray = result in (AdoptOutcome.OTHER, AdoptOutcome.FINISHED)
-        after = session_from_hash(session.id, hash_pairs(flat)) if stray else None
+        after = session_from_hash(self.session.id, hash_pairs(flat)) if stray else None
         return AdoptResult(result, Phase(text(found)), after)

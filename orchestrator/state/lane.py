@@ -25,14 +25,23 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from redis import Redis
+from redis.exceptions import RedisError
 
 from orchestrator.state.backend import redis_errors
-from orchestrator.state.evalsha import HotScript
-from orchestrator.state.flights import BEGIN_FUNCTION, BEGIN_WHY, StartFlights
+from orchestrator.state.errors import StateBackendError
+from orchestrator.state.evalsha import HotCall, HotScript, run_together
+from orchestrator.state.flights import (
+    BEGIN_FUNCTION,
+    BEGIN_WHY,
+    FINISH_START,
+    FinishCall,
+    StartFlights,
+)
 from orchestrator.state.keys import Keys
 
 __all__ = ["LaneEntry", "StartLane", "lane_entry"]
@@ -171,6 +180,17 @@ def _around(key: Callable[[str], str], marker: str) -> list[str]:
     return [before, after]
 
 
+def _refused(reply: Any, client: Redis) -> Any:
+    """A batched call's reply, or the state error of what Redis answered instead."""
+    if not isinstance(reply, RedisError):
+        return reply
+    try:
+        with redis_errors(client):
+            raise reply
+    except StateBackendError as exc:
+        return exc
+
+
 def lane_entry(session_id: str, run_id: str | None = None) -> str:
     """The lane entry of a start of ``session_id`` (a new run id unless given)."""
     return f"{run_id or uuid.uuid4().hex} {session_id}"
@@ -236,6 +256,7 @@ class StartLane:
         self.delayed_key = keys.start_lane("delayed")
         self.deaths_key = keys.start_lane("deaths")
         self._cycle = HotScript(redis, _CYCLE)
+        self._finish = HotScript(redis, FINISH_START)
         self._retry = redis.register_script(_RETRY)
         self._sweep = redis.register_script(_SWEEP)
         self._release = redis.register_script(_RELEASE)
@@ -266,13 +287,45 @@ class StartLane:
             StateUnavailableError: Redis cannot be reached (nothing was acknowledged or taken,
                 or all of it was: a script runs whole or not at all).
         """
+        return self.cycle_finishing((), take, visibility_s=visibility_s, acks=acks, begin=begin)[1]
+
+    def cycle_finishing(
+        self,
+        finishes: Sequence[FinishCall],
+        take: int,
+        *,
+        visibility_s: float,
+        acks: list[str],
+        begin: str = "",
+    ) -> tuple[list[Any], list[LaneEntry]]:
+        """:meth:`cycle`, after the finish steps of starts (``FINISH_START``), in one round
+        trip: the lane's workers send the sids their starts got with their next take.
+
+        Returns:
+            each finish's reply (for :meth:`FinishCall.result`), or the error Redis answered
+            it with (:class:`~orchestrator.state.StateBackendError`); and the entries taken.
+
+        Raises:
+            StateUnavailableError: as :meth:`cycle` (any finish may have been applied, or
+                none: each is idempotent, as a lost answer of its own call would be).
+            StateBackendError: Redis refused the take.
+        """
         args = [take, max(1, int(visibility_s * 1000)), uuid.uuid4().hex, begin, *acks]
+        calls = [HotCall(self._finish, call.keys, call.args, raw=True) for call in finishes]
+        # Bytes, not text: a session's value that is not UTF-8 must fail its own start
+        # (the job decodes the fields), not the whole take.
+        calls.append(
+            HotCall(self._cycle, [self.ready_key, self.inflight_key, self.deaths_key], args, True)
+        )
         with redis_errors(self._redis):
-            # Bytes, not text: a session's value that is not UTF-8 must fail its own start
-            # (the job decodes the fields), not the whole take.
-            flat = self._cycle(
-                keys=[self.ready_key, self.inflight_key, self.deaths_key], args=args, raw=True
-            )
+            if finishes:
+                replies = run_together(self._redis, calls)
+            else:  # one script: no pipeline to build
+                replies = [self._cycle(keys=calls[0].keys, args=args, raw=True)]
+            flat = replies.pop()
+            if isinstance(flat, Exception):
+                raise flat
+        done = [_refused(reply, self._redis) for reply in replies]
         entries = []
         for i in range(0, len(flat), 5):
             entry = LaneEntry.parse(flat[i].decode(), int(flat[i + 1]))
@@ -282,7 +335,7 @@ class StartLane:
                 fields = dict(zip(pairs[::2], pairs[1::2], strict=True))
                 entry = replace(entry, token=token, attempt=int(flat[i + 3]), fields=fields)
             entries.append(entry)
-        return entries
+        return done, entries
 
     def begin_params(self, flights: StartFlights, *, lease_s: float, max_deaths: int) -> str:
         """What :meth:`cycle` needs to begin the starts it takes (``begin=``).
