@@ -64,6 +64,8 @@ BUSY_WAIT_S = 0.1
 #: ``BATCH_WAIT_S``, so that one take (one round trip) serves several starts.
 BATCH_SHARE = 8
 BATCH_WAIT_S = 0.005
+#: A run waiting for its finish to be sent waits this long at most for others to join it.
+FINISH_BATCH_WAIT_S = 0.001
 #: Seconds past the longest run before a delivery may go to another worker.
 VISIBILITY_MARGIN_S = 3.0
 #: After a Redis failure, the dispatcher waits this long before it tries again.
@@ -229,6 +231,9 @@ class LaneConsumer:
             batch = max(1, self.threads // BATCH_SHARE)
             deadline = time.monotonic() + BATCH_WAIT_S
             while self._free() < batch and not self._stopping.is_set():
+                oldest = self._finishes.oldest()
+                if oldest is not None:  # its run is blocked: wait less for company
+                    deadline = min(deadline, oldest + FINISH_BATCH_WAIT_S)
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break

@@ -9,8 +9,8 @@ run hands its finish to the dispatcher (:meth:`BatchedFinishes.finish`, the job'
 pipeline (:meth:`StartLane.cycle_finishing`), and counts their threads as free: the entries for
 them come back in the same round trip.
 
-Nothing waits longer for it than it used to wait for a free thread: the dispatcher goes as soon
-as a finish waits (after at most ``BATCH_WAIT_S`` for more), and a run sends its finish itself
+A finish waits little: the dispatcher goes as soon as one waits (after at most
+``FINISH_BATCH_WAIT_S``, a millisecond, for others), and a run sends its finish itself
 whenever the dispatcher cannot: while it blocks on an empty lane, after it stopped, when its
 round trip failed (the run then tries once more on its own, as its own call would have failed;
 every finish is idempotent, so one that Redis applied before an answer was lost only says
@@ -20,6 +20,7 @@ every finish is idempotent, so one that Redis applied before an answer was lost 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,12 +41,14 @@ class PendingFinish:
 
     Attributes:
         call: the script call.
+        queued: when it was handed over (``time.monotonic``).
         done: set once it was answered, or handed back.
         reply: the script's reply (or the error Redis answered with).
         yours: handed back: the run sends it itself.
     """
 
     call: FinishCall
+    queued: float = field(default_factory=time.monotonic)
     done: threading.Event = field(default_factory=threading.Event)
     reply: Any = None
     yours: bool = False
@@ -105,6 +108,10 @@ class BatchedFinishes:
         if isinstance(pending.reply, Exception):
             raise pending.reply
         return pending.call.result(pending.reply)
+
+    def oldest(self) -> float | None:
+        """When the finish that waits longest was handed over (hold the lock)."""
+        return self._waiting[0].queued if self._waiting else None
 
     def take(self) -> list[PendingFinish]:
         """The finishes waiting, for the dispatcher to send (hold the lock)."""
