@@ -46,8 +46,8 @@ __all__ = [
 ]
 
 
-#: JSON text of the first history entry and of a restart's options (CREATE's arguments):
-#: compact, UTF-8 as is, like the hash values.
+#: JSON text of the CREATE script's argument (and of the first history entry): compact, UTF-8 as
+#: is, like the hash values it carries.
 _ARGUMENT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
@@ -71,7 +71,7 @@ class CreatePlan:
 
     Attributes:
         session: the new session (pending).
-        keys, args: the CREATE script's KEYS and ARGV (see ``scripts.CREATE``).
+        keys, args: the CREATE script's KEYS and ARGV.
         releasable: the keys that may name a session that is gone (identity, idempotency key).
         idempotency_key: the producer's key, if any.
         restart_of: the failed session this one restarts, if any.
@@ -153,51 +153,45 @@ class CreatePlan:
             keys.sessions(),
         ]
         releasable = script_keys[2:3]
-        # The script's arguments (see scripts.CREATE): the hash's fields and values as they
-        # are, after the few that every create has; only a restart's own are one JSON text.
-        idem = outbox_at = 0
-        message = ""
+        # The script's one argument (see scripts.CREATE): one JSON text costs far less to send
+        # than an argument per hash field.
+        options: dict[str, Any] = {
+            "id": session.id,
+            "now": repr(now),
+            "ttl": str(idempotency_ttl_s),
+            "entry": _first_entry(now, session, why, source),
+            "hash": session_to_fields(session),
+            "idem": 0,
+            "outbox": 0,
+            "failed": 0,
+        }
         if idempotency_key is not None:
             script_keys.append(keys.idempotency(idempotency_key))
             releasable.append(script_keys[-1])
-            idem = len(script_keys)
+            options["idem"] = len(script_keys)
         if outbox is not None:
-            queue_key, message = outbox(session.id)
+            queue_key, options["message"] = outbox(session.id)
             script_keys.append(queue_key)
-            outbox_at = len(script_keys)
-        restart = ""
+            options["outbox"] = len(script_keys)
         if restart_of is not None:
             script_keys += [keys.session(restart_of.id), keys.history(restart_of.id)]
-            options: dict[str, Any] = {
-                "failed": len(script_keys) - 1,
-                "limit": history_limit,
-                "failed_phase": Phase.FAILED.value,
-                "recording": Desired.RECORDING.value,
-                "link": HistoryEntry(
-                    at=now,
-                    what=f"set restarted_to {session.id}",
-                    why=f"restarted as session {session.id}: {why}",
-                    source=source,
-                ).model_dump(mode="json"),
-            }
+            options["failed"] = len(script_keys) - 1
+            options["limit"] = history_limit
+            options["failed_phase"] = Phase.FAILED.value
+            options["recording"] = Desired.RECORDING.value
+            options["link"] = HistoryEntry(
+                at=now,
+                what=f"set restarted_to {session.id}",
+                why=f"restarted as session {session.id}: {why}",
+                source=source,
+            ).model_dump(mode="json")
             if events is not None:
                 options["events"] = events.spec(
                     restart_of.id,
                     session=session.id,
                     type=EventType.RECORDING_RESTARTED.value,
                 )
-            restart = _ARGUMENT(options)
-        args: list[str | int | float] = [
-            session.id,
-            repr(now),
-            str(idempotency_ttl_s),
-            _first_entry(now, session, why, source),
-            idem,
-            outbox_at,
-            message,
-            restart,
-            *session_to_fields(session),
-        ]
+        args: list[str | int | float] = [_ARGUMENT(options)]
         return cls(session, script_keys, args, releasable, idempotency_key, restart_of)
 
     def verdict(self, reply: Any) -> CreateResult | tuple[str, str]:

@@ -3,9 +3,7 @@
 Redis runs a script atomically, so concurrent producers, workers and the reconciler never see
 (or make) a half-done change. Each script lists its KEYS and ARGV below. Phase names and field
 names come from Python in the arguments where they matter, so the enums stay the one source of
-truth. Parameters that are not keys are passed as one JSON object (``cjson`` in Redis), except
-``CREATE``'s, which every start runs: the session's hash goes as plain arguments, which Redis
-need not decode.
+truth. Parameters that are not keys are passed as one JSON object (``cjson`` in Redis).
 
 History entries written by the scripts are JSON objects ``{at, what, why, source}``; Redis'
 ``cjson`` prints numbers with 14 significant digits, so ``at`` keeps 0.1 ms.
@@ -85,60 +83,60 @@ CREATE = (
 -- KEYS[3] identity            {p}:identity:{appId}:{cname}:{uid}
 -- KEYS[4] active set          {p}:active
 -- KEYS[5] sessions zset       {p}:sessions
--- KEYS[idem]    idempotency key   {p}:idem:{key}          (idem > 0 only)
--- KEYS[outbox]  a queue's list: the message is pushed when, and only if, created
--- KEYS[r.failed]  the failed session's hash, KEYS[r.failed + 1] its history (restarts only)
--- ARGV[1] the new session id, ARGV[2] creation time, unix seconds (text: the zset score),
--- ARGV[3] time to live of the idempotency key, seconds, ARGV[4] the first history entry
---   (JSON text, pushed as is), ARGV[5] idem, ARGV[6] outbox: KEYS indexes (0: none),
--- ARGV[7] the outbox message, ARGV[8] '' or, for a restart, one JSON object r = {failed: a
---   KEYS index, link: the history entry for the failed session, limit: history entries kept,
---   failed_phase, recording: the values a restartable session has, events: the
---   recording.restarted event (absent: none)},
--- ARGV[9..] field, value, field, value... of the session hash (text): no JSON to decode.
+-- KEYS[o.idem]    idempotency key   {p}:idem:{key}          (o.idem > 0 only)
+-- KEYS[o.outbox]  a queue's list: the message is pushed when, and only if, created
+-- KEYS[o.failed]  the failed session's hash, KEYS[o.failed + 1] its history (restarts only)
+-- ARGV[1] one JSON object o (one argument rather than one per hash field: cheaper to send) =
+--   {id: the new session id, now: creation time, unix seconds (text: the zset score),
+--    ttl: time to live of the idempotency key, seconds (text),
+--    entry: the first history entry (JSON text, pushed as is),
+--    hash: [field, value, field, value, ...] of the session hash (all text),
+--    idem, outbox, failed: KEYS indexes (0: none), message: the outbox message,
+--    and for a restart only: link: the history entry for the failed session, limit: history
+--    entries kept, failed_phase, recording: the values a restartable session has,
+--    events: the recording.restarted event (absent: none)}
 -- Returns {id, outcome}: outcome 'idempotent' (the idempotency key names a session: its id),
--- 'active' (KEYS[3] names an unfinished session: its id) or 'created' (ARGV[1]); for a restart
+-- 'active' (KEYS[3] names an unfinished session: its id) or 'created' (o.id); for a restart
 -- also 'restarted' (the failed session was restarted already: the successor's id),
 -- 'stop_requested' or 'not_failed' (no restart: id '').
-local id, now = ARGV[1], ARGV[2]
-local idem, outbox = nil, tonumber(ARGV[6])
-if ARGV[5] ~= '0' then idem = KEYS[tonumber(ARGV[5])] end
+local o = cjson.decode(ARGV[1])
+local id = o.id
+local idem = nil
+if o.idem > 0 then idem = KEYS[o.idem] end
 if idem then
   local existing = redis.call('GET', idem)
   if existing then return {existing, 'idempotent'} end
 end
-local r = nil
-if ARGV[8] ~= '' then r = cjson.decode(ARGV[8]) end
-if r then
-  local state = redis.call('HMGET', KEYS[r.failed], 'phase', 'desired', 'restarted_to')
+if o.failed > 0 then
+  local state = redis.call('HMGET', KEYS[o.failed], 'phase', 'desired', 'restarted_to')
   if state[3] and state[3] ~= '' then return {state[3], 'restarted'} end
-  if state[1] ~= r.failed_phase then return {'', 'not_failed'} end
-  if state[2] ~= r.recording then return {'', 'stop_requested'} end
+  if state[1] ~= o.failed_phase then return {'', 'not_failed'} end
+  if state[2] ~= o.recording then return {'', 'stop_requested'} end
 end
 local existing = redis.call('GET', KEYS[3])
 if existing then return {existing, 'active'} end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return redis.error_reply('session id ' .. id .. ' already exists')
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 9))
-redis.call('RPUSH', KEYS[2], ARGV[4])
+redis.call('HSET', KEYS[1], unpack(o.hash))
+redis.call('RPUSH', KEYS[2], o.entry)
 redis.call('SET', KEYS[3], id)
 redis.call('SADD', KEYS[4], id)
-redis.call('ZADD', KEYS[5], now, id)
+redis.call('ZADD', KEYS[5], o.now, id)
 if idem then
-  redis.call('SET', idem, id, 'EX', ARGV[3])
+  redis.call('SET', idem, id, 'EX', o.ttl)
 end
-if r then
-  local failed, history = KEYS[r.failed], KEYS[r.failed + 1]
-  redis.call('HSET', failed, 'restarted_to', id, 'updated_at', now)
-  redis.call('RPUSH', history, cjson.encode(r.link))
-  redis.call('LTRIM', history, -r.limit, -1)
+if o.failed > 0 then
+  local failed, history = KEYS[o.failed], KEYS[o.failed + 1]
+  redis.call('HSET', failed, 'restarted_to', id, 'updated_at', o.now)
+  redis.call('RPUSH', history, cjson.encode(o.link))
+  redis.call('LTRIM', history, -o.limit, -1)
   local ttl = redis.call('PTTL', failed)
   if ttl > 0 then redis.call('PEXPIRE', history, ttl) end
-  if r.events then emit_event(r.events, r.events.type) end
+  if o.events then emit_event(o.events, o.events.type) end
 end
-if outbox > 0 then
-  redis.call('LPUSH', KEYS[outbox], ARGV[7])
+if o.outbox > 0 then
+  redis.call('LPUSH', KEYS[o.outbox], o.message)
 end
 return {id, 'created'}
 """

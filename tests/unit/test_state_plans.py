@@ -1,4 +1,4 @@
-"""The create plan: the CREATE script's arguments (orchestrator/state/plans.py)."""
+"""The create plan: the CREATE script's one JSON argument (orchestrator/state/plans.py)."""
 
 from __future__ import annotations
 
@@ -35,20 +35,13 @@ def plan(**options: Any) -> CreatePlan:
 
 
 def argument(created: CreatePlan) -> dict[str, Any]:
-    """The script's arguments by name (its ARGV layout, see scripts.CREATE)."""
-    names = ("id", "now", "ttl", "entry", "idem", "outbox", "message", "restart")
-    sent = dict(zip(names, created.args[: len(names)], strict=True))
-    sent["hash"] = created.args[len(names) :]
-    restart = sent.pop("restart")
-    assert isinstance(restart, str)
-    if restart:
-        decoded = json.loads(restart)
-        assert isinstance(decoded, dict)
-        sent.update(decoded)
-    return sent
+    assert len(created.args) == 1
+    decoded = json.loads(str(created.args[0]))
+    assert isinstance(decoded, dict)
+    return decoded
 
 
-def test_the_script_gets_the_hash_of_the_new_session_as_plain_arguments() -> None:
+def test_the_script_gets_one_json_argument_with_the_hash_of_the_new_session() -> None:
     created = plan()
     sent = argument(created)
 
@@ -60,8 +53,8 @@ def test_the_script_gets_the_hash_of_the_new_session_as_plain_arguments() -> Non
         created.session
     )
     assert all(isinstance(value, str) for value in hash_fields)
-    assert (sent["idem"], sent["outbox"], sent["message"]) == (0, 0, "")
-    assert "failed" not in sent and "link" not in sent and "events" not in sent
+    assert (sent["idem"], sent["outbox"], sent["failed"]) == (0, 0, 0)
+    assert "link" not in sent and "events" not in sent
     assert created.keys == [
         KEYS.session(created.session.id),
         KEYS.history(created.session.id),
@@ -72,7 +65,7 @@ def test_the_script_gets_the_hash_of_the_new_session_as_plain_arguments() -> Non
 
 
 def test_non_ascii_text_is_sent_as_utf8_not_escaped() -> None:
-    assert any("säal" in str(arg) for arg in plan().args)
+    assert "säal" in str(plan().args[0])
 
 
 def test_the_first_history_entry_is_what_the_model_writes() -> None:
