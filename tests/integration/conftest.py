@@ -4,6 +4,7 @@
 instead: add one import line per module.
 """
 
+from tests.integration.lane_fixture import flights, lane  # noqa: F401
 from tests.integration.receiver_fixture import receiver  # noqa: F401
 from tests.integration.sandbox_fixture import (  # noqa: F401
     sandbox,

@@ -23,21 +23,6 @@ from orchestrator.state.lane import LaneEntry, StartLane, lane_entry
 LEASE_S = 30.0
 
 
-@pytest.fixture
-def lane(store: SessionStore) -> StartLane:
-    return StartLane(store.redis, keys=store.keys)
-
-
-@pytest.fixture
-def flights(store: SessionStore) -> StartFlights:
-    return StartFlights(
-        store.redis,
-        keys=store.keys,
-        history_limit=store.history_limit,
-        retention_s=store.retention_s,
-    )
-
-
 def _pending(store: SessionStore, cname: str) -> str:
     body = {
         "appId": "app-test",

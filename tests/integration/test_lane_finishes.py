@@ -34,21 +34,6 @@ LEASE_S = 30.0
 _OWN = {"id", "cname", "sid", "request", "created_at", "updated_at", "phase_since", "started_at"}
 
 
-@pytest.fixture
-def lane(store: SessionStore) -> StartLane:
-    return StartLane(store.redis, keys=store.keys)
-
-
-@pytest.fixture
-def flights(store: SessionStore) -> StartFlights:
-    return StartFlights(
-        store.redis,
-        keys=store.keys,
-        history_limit=store.history_limit,
-        retention_s=store.retention_s,
-    )
-
-
 def _begun(
     store: SessionStore, lane: StartLane, flights: StartFlights, count: int
 ) -> list[tuple[LaneEntry, Session]]:

@@ -12,16 +12,11 @@ from typing import Any
 
 import pytest
 
-from orchestrator.state import Phase, SessionStore
+from orchestrator.state import Phase
 from orchestrator.state.lane import LaneDepth, StartLane, lane_entry
 from tests.integration.worker_fixture import QueueStack, start_body
 
 pytestmark = pytest.mark.timeout(90)
-
-
-@pytest.fixture
-def lane(store: SessionStore) -> StartLane:
-    return StartLane(store.redis, keys=store.keys)
 
 
 def _entries(lane: StartLane) -> list[str]:
