@@ -19,7 +19,7 @@ import workers.lane_finishes as lane_finishes
 from orchestrator.jobs import JobContext
 from orchestrator.state import Phase, Session, SessionStore
 from orchestrator.state.codec import session_from_hash
-from orchestrator.state.errors import StateBackendError
+from orchestrator.state.errors import StateBackendError, StateUnavailableError
 from orchestrator.state.flights import StartFlights
 from orchestrator.state.lane import LaneEntry, StartLane
 from orchestrator.state.results import AdoptOutcome, AdoptResult
@@ -201,3 +201,38 @@ def test_a_lane_worker_sends_most_finishes_with_its_takes(
     assert len({s.sid for s in sessions}) == len(ids), "one sid per session"
     assert sum(batched) >= len(ids) // 2, f"finishes sent with takes: {batched}"
     assert max(batched) >= 2, "several finishes in one round trip"
+
+
+@pytest.mark.parametrize("applied", [False, True], ids=["not-sent", "answer-lost"])
+def test_a_failed_round_trip_hands_the_finishes_back_and_each_session_records_once(
+    queue_stack: QueueStack, monkeypatch: pytest.MonkeyPatch, applied: bool
+) -> None:
+    """The dispatcher's round trip with finishes fails once (before Redis ran it, or after,
+    its answer lost): every run sends its finish itself; one start and one sid per session."""
+    ctx = JobContext.from_settings(queue_stack.settings)
+    queue_stack.sandbox.set_faults(latency_ms=100)
+    failed: list[int] = []
+    cycle: Callable[..., Any] = StartLane.cycle_finishing
+
+    def failing_once(self: StartLane, finishes: Any, *args: Any, **kwargs: Any) -> Any:
+        if finishes and not failed:
+            failed.append(len(finishes))
+            if applied:
+                cycle(self, finishes, *args, **kwargs)
+            raise StateUnavailableError("Redis is unreachable (injected by the test)")
+        return cycle(self, finishes, *args, **kwargs)
+
+    monkeypatch.setattr(StartLane, "cycle_finishing", failing_once)
+    # No more entries than threads: the failed take leaves nothing behind in flight.
+    ids = [queue_stack.recorder.start(start_body(f"lost-{n}")).id for n in range(8)]
+    consumer = LaneConsumer(lambda: ctx, threads=8, name="test")
+    consumer.start()
+    try:
+        sessions = [queue_stack.wait(i, Phase.RECORDING) for i in ids]
+    finally:
+        consumer.stop(5)
+    assert failed, "no round trip carried a finish"
+    assert len({s.sid for s in sessions}) == len(ids)
+    starts = queue_stack.sandbox.stats()["byAction"]["CloudRecordingStart"]
+    assert starts == {"ok": len(ids)}, "one start per session"
+    assert "CloudRecordingStop" not in queue_stack.sandbox.stats()["byAction"], "no stray sid"
