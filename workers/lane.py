@@ -241,7 +241,9 @@ class LaneConsumer:
             return self._free()
 
     def _free(self) -> int:
-        return self.threads - self._running + len(self._finishes)
+        # Entries taken for threads whose finish went with the take may wait in the pool's
+        # queue a moment: running can exceed the threads.
+        return max(0, self.threads - self._running + len(self._finishes))
 
     def _idle(self, lane: StartLane, timeout_s: float) -> None:
         with self._lock:
