@@ -13,9 +13,10 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import ConnectionError, RedisError, TimeoutError
 
+from orchestrator.errors import StateError
 from orchestrator.state.errors import StateBackendError, StateUnavailableError
 
-__all__ = ["describe", "redis_errors"]
+__all__ = ["describe", "redis_errors", "state_error"]
 
 
 def describe(client: Redis | AsyncRedis) -> str:
@@ -37,9 +38,22 @@ def _scrub(message: str, client: Redis | AsyncRedis) -> str:
     return message
 
 
+def state_error(exc: RedisError, client: Redis | AsyncRedis) -> StateError:
+    """The state error that stands for redis-py's ``exc`` (what :func:`redis_errors` raises):
+    :class:`StateUnavailableError` when the server could not be reached or did not answer in
+    time, :class:`StateBackendError` when it answered with an error."""
+    detail = _scrub(str(exc) or type(exc).__name__, client)
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return StateUnavailableError(
+            f"Redis at {describe(client)} is unreachable: {detail} "
+            "(recording sessions cannot be read or changed until it is back; check REDIS_URL)"
+        )
+    return StateBackendError(f"Redis at {describe(client)} refused a command: {detail}")
+
+
 @contextmanager
 def redis_errors(client: Redis | AsyncRedis) -> Iterator[None]:
-    """Turn redis-py exceptions raised inside the block into state errors.
+    """Turn redis-py exceptions raised inside the block into state errors (:func:`state_error`).
 
     Raises:
         StateUnavailableError: the server could not be reached or did not answer in time.
@@ -47,12 +61,5 @@ def redis_errors(client: Redis | AsyncRedis) -> Iterator[None]:
     """
     try:
         yield
-    except (ConnectionError, TimeoutError) as exc:
-        detail = _scrub(str(exc) or type(exc).__name__, client)
-        raise StateUnavailableError(
-            f"Redis at {describe(client)} is unreachable: {detail} "
-            "(recording sessions cannot be read or changed until it is back; check REDIS_URL)"
-        ) from exc
     except RedisError as exc:
-        detail = _scrub(str(exc) or type(exc).__name__, client)
-        raise StateBackendError(f"Redis at {describe(client)} refused a command: {detail}") from exc
+        raise state_error(exc, client) from exc

@@ -222,8 +222,7 @@ class StartFlights:
         self.events = events
         self._params: dict[tuple[int, str], str] = {}
         self._begin = HotScript(redis, BEGIN_START)
-        #: The finish step's script (:meth:`finish`; batched, :class:`FinishCall`).
-        self.finish_script = HotScript(redis, FINISH_START)
+        self._finish = HotScript(redis, FINISH_START)
 
     def _keys(self, session: Session, run_id: str) -> list[str]:
         return [
@@ -317,7 +316,7 @@ class StartFlights:
         """
         call = self.finish_call(session, sid, run_id=run_id, token=token, now=now, why=why)
         with redis_errors(self._redis):
-            reply = self.finish_script(keys=call.keys, args=call.args)
+            reply = self._finish(keys=call.keys, args=call.args)
         return call.result(reply)
 
 

@@ -32,8 +32,7 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import RedisError
 
-from orchestrator.state.backend import redis_errors
-from orchestrator.state.errors import StateBackendError
+from orchestrator.state.backend import redis_errors, state_error
 from orchestrator.state.evalsha import HotCall, HotScript, run_together
 from orchestrator.state.flights import (
     BEGIN_FUNCTION,
@@ -180,17 +179,6 @@ def _around(key: Callable[[str], str], marker: str) -> list[str]:
     return [before, after]
 
 
-def _refused(reply: Any, client: Redis) -> Any:
-    """A batched call's reply, or the state error of what Redis answered instead."""
-    if not isinstance(reply, RedisError):
-        return reply
-    try:
-        with redis_errors(client):
-            raise reply
-    except StateBackendError as exc:
-        return exc
-
-
 def lane_entry(session_id: str, run_id: str | None = None) -> str:
     """The lane entry of a start of ``session_id`` (a new run id unless given)."""
     return f"{run_id or uuid.uuid4().hex} {session_id}"
@@ -325,7 +313,7 @@ class StartLane:
             flat = replies.pop()
             if isinstance(flat, Exception):
                 raise flat
-        done = [_refused(reply, self._redis) for reply in replies]
+        done = [state_error(r, self._redis) if isinstance(r, RedisError) else r for r in replies]
         entries = []
         for i in range(0, len(flat), 5):
             entry = LaneEntry.parse(flat[i].decode(), int(flat[i + 1]))

@@ -178,11 +178,23 @@ def test_a_run_sends_its_finish_itself_when_the_dispatcher_cannot(
     assert len(finishes) == 0
 
 
+def _run_on_a_lane_consumer(queue_stack: QueueStack, cname: str, count: int) -> list[Session]:
+    """``count`` starts queued, then run by an in-process lane consumer of 8 threads against
+    the sandbox (100 ms a call) until every session records."""
+    queue_stack.sandbox.set_faults(latency_ms=100)
+    ctx = JobContext.from_settings(queue_stack.settings)
+    ids = [queue_stack.recorder.start(start_body(f"{cname}-{n}")).id for n in range(count)]
+    consumer = LaneConsumer(lambda: ctx, threads=8, name="test")
+    consumer.start()
+    try:
+        return [queue_stack.wait(i, Phase.RECORDING) for i in ids]
+    finally:
+        consumer.stop(5)
+
+
 def test_a_lane_worker_sends_most_finishes_with_its_takes(
     queue_stack: QueueStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    queue_stack.sandbox.set_faults(latency_ms=100)
-    ctx = JobContext.from_settings(queue_stack.settings)
     batched: list[int] = []
     cycle: Callable[..., Any] = StartLane.cycle_finishing
 
@@ -191,15 +203,9 @@ def test_a_lane_worker_sends_most_finishes_with_its_takes(
         return cycle(self, finishes, *args, **kwargs)
 
     monkeypatch.setattr(StartLane, "cycle_finishing", counting)
-    ids = [queue_stack.recorder.start(start_body(f"batch-{n}")).id for n in range(24)]
-    consumer = LaneConsumer(lambda: ctx, threads=8, name="test")
-    consumer.start()
-    try:
-        sessions = [queue_stack.wait(i, Phase.RECORDING) for i in ids]
-    finally:
-        consumer.stop(5)
-    assert len({s.sid for s in sessions}) == len(ids), "one sid per session"
-    assert sum(batched) >= len(ids) // 2, f"finishes sent with takes: {batched}"
+    sessions = _run_on_a_lane_consumer(queue_stack, "batch", 24)
+    assert len({s.sid for s in sessions}) == len(sessions), "one sid per session"
+    assert sum(batched) >= len(sessions) // 2, f"finishes sent with takes: {batched}"
     assert max(batched) >= 2, "several finishes in one round trip"
 
 
@@ -209,8 +215,6 @@ def test_a_failed_round_trip_hands_the_finishes_back_and_each_session_records_on
 ) -> None:
     """The dispatcher's round trip with finishes fails once (before Redis ran it, or after,
     its answer lost): every run sends its finish itself; one start and one sid per session."""
-    ctx = JobContext.from_settings(queue_stack.settings)
-    queue_stack.sandbox.set_faults(latency_ms=100)
     failed: list[int] = []
     cycle: Callable[..., Any] = StartLane.cycle_finishing
 
@@ -224,15 +228,9 @@ def test_a_failed_round_trip_hands_the_finishes_back_and_each_session_records_on
 
     monkeypatch.setattr(StartLane, "cycle_finishing", failing_once)
     # No more entries than threads: the failed take leaves nothing behind in flight.
-    ids = [queue_stack.recorder.start(start_body(f"lost-{n}")).id for n in range(8)]
-    consumer = LaneConsumer(lambda: ctx, threads=8, name="test")
-    consumer.start()
-    try:
-        sessions = [queue_stack.wait(i, Phase.RECORDING) for i in ids]
-    finally:
-        consumer.stop(5)
+    sessions = _run_on_a_lane_consumer(queue_stack, "lost", 8)
     assert failed, "no round trip carried a finish"
-    assert len({s.sid for s in sessions}) == len(ids)
+    assert len({s.sid for s in sessions}) == len(sessions)
     starts = queue_stack.sandbox.stats()["byAction"]["CloudRecordingStart"]
-    assert starts == {"ok": len(ids)}, "one start per session"
+    assert starts == {"ok": len(sessions)}, "one start per session"
     assert "CloudRecordingStop" not in queue_stack.sandbox.stats()["byAction"], "no stray sid"
