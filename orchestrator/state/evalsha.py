@@ -13,13 +13,22 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from redis import Redis
 from redis.client import NEVER_DECODE
 from redis.exceptions import NoScriptError
 
-__all__ = ["HotCall", "HotScript", "run_together"]
+__all__ = ["HotCall", "HotScript", "ScriptClient", "run_together"]
+
+
+class ScriptClient(Protocol):
+    """What a :class:`HotScript` calls: a redis-py client, or
+    :class:`~orchestrator.state.pinned.ThreadConnections`."""
+
+    def execute_command(self, *args: Any, **options: Any) -> Any: ...
+
+    def script_load(self, script: str) -> Any: ...
 
 
 class HotScript:
@@ -30,7 +39,7 @@ class HotScript:
         script: the Lua source.
     """
 
-    def __init__(self, client: Redis, script: str) -> None:
+    def __init__(self, client: ScriptClient, script: str) -> None:
         self._client = client
         self.script = script
         self.sha = hashlib.sha1(script.encode()).hexdigest()
@@ -43,10 +52,10 @@ class HotScript:
         options = {NEVER_DECODE: True} if raw else {}
         command = ("EVALSHA", self.sha, len(keys), *keys, *args)
         try:
-            return self._client.execute_command(*command, **options)  # type: ignore[no-untyped-call]
+            return self._client.execute_command(*command, **options)
         except NoScriptError:
             self._client.script_load(self.script)
-            return self._client.execute_command(*command, **options)  # type: ignore[no-untyped-call]
+            return self._client.execute_command(*command, **options)
 
 
 class HotCall(NamedTuple):

@@ -18,6 +18,7 @@ from redis.commands.core import Script
 
 from orchestrator.state.evalsha import HotScript
 from orchestrator.state.events import EMIT
+from orchestrator.state.pinned import ThreadConnections
 
 __all__ = [
     "CREATE",
@@ -453,7 +454,8 @@ class Scripts:
     def register(cls, client: Redis) -> Scripts:
         """Register every script on ``client``."""
         return cls(
-            create=HotScript(client, CREATE),
+            # The producer's one round trip per start: on the calling thread's own connection.
+            create=HotScript(ThreadConnections(client), CREATE),
             transition=client.register_script(TRANSITION),
             request_stop=client.register_script(REQUEST_STOP),
             adopt_sid=client.register_script(ADOPT_SID),

@@ -27,6 +27,7 @@ from orchestrator.settings import settings_env
 from orchestrator.stack.redis_server import EmbeddedRedis, RedisTls
 from orchestrator.state import Keys, Phase, StateUnavailableError
 from orchestrator.state.connection import connect
+from orchestrator.state.pinned import ThreadConnections
 from tests.integration.sandbox_fixture import SandboxHandle
 from tests.integration.worker_fixture import QueueStack, start_body
 
@@ -178,3 +179,18 @@ def test_a_ca_that_did_not_sign_the_server_is_a_clear_error(
     assert result.returncode == 6, result.stdout + result.stderr
     assert "CERTIFICATE_VERIFY_FAILED" in result.stdout and "ssl_ca_certs" in result.stdout
     assert PASSWORD not in result.stdout + result.stderr
+
+
+def test_a_thread_keeps_its_connection_over_tls(tls_redis: EmbeddedRedis) -> None:
+    # What TLS sends by itself after the handshake (session tickets) is not taken for a
+    # closed connection: the thread's connection stays the same from call to call.
+    client = connect(tls_redis.url)
+    try:
+        connections = ThreadConnections(client)
+        ids = {int(connections.execute_command("CLIENT", "ID")) for _ in range(5)}
+        assert len(ids) == 1
+        killed = ids.pop()
+        assert client.client_kill_filter(_id=killed) == 1
+        assert int(connections.execute_command("CLIENT", "ID")) != killed
+    finally:
+        client.close()
