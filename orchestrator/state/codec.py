@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from orchestrator.state.errors import CorruptSessionError, NewerSchemaError
+from orchestrator.state.jsontext import sorted_text
 from orchestrator.state.schema import SCHEMA_FIELD, SCHEMA_VERSION, schema_of
 from orchestrator.state.session import HistoryEntry, Session
 
@@ -41,9 +42,8 @@ _JSON_FIELDS = frozenset({"files", "last_error", "request"})
 _NOT_STORED = frozenset({"history", "attempts"})
 #: Boolean fields: stored as "1" when true, absent when false.
 _FLAG_FIELDS = frozenset({"restart_on_failure"})
-#: The compact, key-sorted JSON of the JSON fields (``json.dumps`` with these options, without
-#: making an encoder per call).
-_JSON_TEXT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
+#: The compact, key-sorted JSON of the JSON fields.
+_JSON_TEXT = sorted_text
 #: The stored fields of a session in hash order, each with whether a text value is stored as
 #: it is (every field but the JSON ones and the flags).
 _STORED_FIELDS = tuple(

@@ -9,7 +9,6 @@ the round trips differ.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ from orchestrator.state.errors import (
 )
 from orchestrator.state.events import EventLog, EventType
 from orchestrator.state.ids import new_session_id
+from orchestrator.state.jsontext import compact_text
 from orchestrator.state.keys import Keys
 from orchestrator.state.results import CreateResult, StopOutcome, StopRequestResult
 from orchestrator.state.session import (
@@ -48,7 +48,7 @@ __all__ = [
 
 #: JSON text of the CREATE script's argument (and of the first history entry): compact, UTF-8 as
 #: is, like the hash values it carries.
-_ARGUMENT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_ARGUMENT = compact_text
 
 
 def _first_entry(now: float, session: Session, why: str, source: Source) -> str:
