@@ -5,9 +5,10 @@ entry, and the script's one argument around them); with the standard library's e
 cost about 8 us of a producer's ``start``, with orjson under 1 us.
 
 The text is what ``json.dumps(value, ensure_ascii=False, separators=(",", ":"))`` writes
-(``sort_keys`` for :func:`sorted_text`) but for two things that no reader depends on: a float
-with an exponent is written without its padding (``1e-7``, not ``1e-07``), and NaN and the
-infinities as ``null`` (no stored value has them: the request's floats are checked fractions).
+(``sort_keys`` for :func:`sorted_text`) but for two things: a float with an exponent is written
+without its padding (``1e-7``, not ``1e-07``: the same number), and NaN and the infinities,
+which JSON does not have, as ``null`` where the standard library writes its own ``NaN`` (a
+request's floats are fractions checked to lie in [0, 1], so it never carries one).
 What orjson refuses (a key that is not a string, an integer beyond 64 bits, a type it does not
 know) goes to the standard library's encoder, which writes it as before or raises as before.
 """

@@ -53,3 +53,7 @@ def test_a_float_with_an_exponent_reads_back_the_same() -> None:
     # The one difference in the text: no padding of the exponent; the value is the same.
     assert compact_text([1e-7]) == "[1e-7]"
     assert json.loads(compact_text([1e-7, 1e300])) == [1e-7, 1e300]
+
+
+def test_nan_which_json_does_not_have_is_written_as_null() -> None:
+    assert compact_text([float("nan"), float("inf")]) == "[null,null]"
