@@ -19,7 +19,7 @@ from orchestrator.state import CreateResult, StateUnavailableError
 from orchestrator.state.aio import AsyncSessionStore
 from orchestrator.state.backend import redis_errors
 from orchestrator.state.connection import RedisOptions, connect_async
-from orchestrator.state.lane import lane_entry
+from orchestrator.state.lane import created_entry, lane_entry
 from orchestrator.tasking.message import celery_message
 from orchestrator.tasking.starts import START_TASK, not_queued, same_redis
 
@@ -92,6 +92,6 @@ class AsyncStartQueue:
 
     def _message(self, session_id: str) -> tuple[str, str]:
         if self.lane_key is not None:
-            return self.lane_key, lane_entry(session_id)
+            return self.lane_key, created_entry(session_id)
         message = celery_message(self.celery, START_TASK, [session_id])
         return message.key, message.payload

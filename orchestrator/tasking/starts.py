@@ -27,7 +27,7 @@ from orchestrator.state import CreateResult, SessionStore, StoredNotQueuedError
 from orchestrator.state.aio import AsyncSessionStore
 from orchestrator.state.connection import same_server
 from orchestrator.state.errors import StateUnavailableError
-from orchestrator.state.lane import StartLane, lane_entry
+from orchestrator.state.lane import StartLane, created_entry
 from orchestrator.tasking.message import celery_message
 from orchestrator.tasking.queues import send_task
 
@@ -117,7 +117,7 @@ class StartQueue:
 
     def _message(self, session_id: str) -> tuple[str, str]:
         if self.lane is not None:
-            return self.lane.ready_key, lane_entry(session_id)
+            return self.lane.ready_key, created_entry(session_id)
         assert self.celery is not None
         message = celery_message(self.celery, START_TASK, [session_id])
         return message.key, message.payload

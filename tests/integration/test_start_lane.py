@@ -7,11 +7,14 @@ middle of a start, an entry whose runs kept killing their workers.
 
 from __future__ import annotations
 
+import asyncio
+import re
 import time
 from typing import Any
 
 import pytest
 
+from orchestrator import AsyncRecorder
 from orchestrator.state import Phase
 from orchestrator.state.lane import LaneDepth, StartLane, lane_entry
 from tests.integration.worker_fixture import QueueStack, start_body
@@ -112,6 +115,31 @@ def _pending(stack: QueueStack, cname: str) -> str:
     )
     assert created
     return session.id
+
+
+def test_a_create_queues_the_first_run_under_the_session_id_and_a_requeue_draws_one(
+    queue_stack: QueueStack,
+) -> None:
+    # Given no worker, a start from each producer (sync and asyncio) waits in the lane
+    sync = queue_stack.recorder.start(start_body("first-run-sync"))
+
+    async def start_async() -> str:
+        recorder = AsyncRecorder(queue_stack.settings)
+        try:
+            return (await recorder.start(start_body("first-run-aio"))).id
+        finally:
+            await recorder.close()
+
+    aio = asyncio.run(start_async())
+    store = queue_stack.recorder.store
+    lane = StartLane(store.redis, keys=store.keys)
+    # Then each entry's run is the session's first, under the session's own id
+    assert sorted(_entries(lane)) == sorted([f"{sync.id} {sync.id}", f"{aio} {aio}"])
+    # And a start queued again for the same session (a re-queue) is a run of its own
+    again = lane.push(sync.id)
+    assert re.fullmatch(r"[0-9a-f]{32}", again) and again != sync.id
+    taken = lane.cycle(3, visibility_s=30, acks=[])
+    assert sorted(e.run_id for e in taken if e.session_id == sync.id) == sorted([sync.id, again])
 
 
 def test_three_copies_of_a_lane_entry_send_one_start(queue_stack: QueueStack) -> None:
