@@ -65,8 +65,8 @@ def test_a_start_is_queued_by_the_create_script_exactly_when_created(
     first = recorder.start(start_body("lane"))
     assert recorder.start(start_body("lane")).id == first.id
     [entry] = store.redis.lrange(store.keys.start_lane("ready"), 0, -1)
-    run_id, session_id = entry.split(" ")
-    assert session_id == first.id and len(run_id) == 32
+    # The session's first run, under the session's id (state.lane.created_entry).
+    assert entry == f"{first.id} {first.id}"
 
     settings = Settings(redis_url=url, redis_prefix=store.keys.prefix, start_lane=False)
     recorder = Recorder(settings, store=store)
