@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from orchestrator.state import ids
 from orchestrator.state.ids import SESSION_ID_LENGTH, is_session_id, new_session_id
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -104,7 +107,40 @@ def test_the_id_is_the_time_then_the_random_bits_in_base32(
     rng = random.Random(seed)
     for randbits in (0, (1 << 80) - 1, *(rng.getrandbits(80) for _ in range(200))):
         now_s = rng.choice([0.0, 1.0, 1700000000.123, (2**48 - 1) / 1000, rng.uniform(0, 4e9)])
-        monkeypatch.setattr("secrets.randbits", lambda bits, value=randbits: value)
+        monkeypatch.setattr(ids._RANDOM, "draw", lambda value=randbits: value)  # noqa: SLF001
         ms = int(now_s * 1000) & ((1 << 48) - 1)
 
         assert new_session_id(now_s) == reference_id((ms << 80) | randbits)
+
+
+def test_ids_drawn_across_buffer_refills_and_threads_are_distinct() -> None:
+    # Random bits come from a buffer refilled every 400 draws: 8 threads x 1,000 ids in one
+    # millisecond cross it many times, concurrently.
+    def draw() -> list[str]:
+        return [new_session_id(1700000000.0) for _ in range(1000)]
+
+    with ThreadPoolExecutor(8) as pool:
+        ids = [i for batch in pool.map(lambda _: draw(), range(8)) for i in batch]
+
+    assert len(set(ids)) == len(ids) == 8000
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_never_draws_the_bits_its_parent_draws_next() -> None:
+    new_session_id(1700000000.0)  # the buffer is filled before the fork
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids, then leave at once
+        code = 1
+        try:
+            os.write(write_end, " ".join(new_session_id(1700000000.0) for _ in range(50)).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end) as reader:
+        child = set(reader.read().split())
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    parent = {new_session_id(1700000000.0) for _ in range(50)}
+    assert len(child) == 50 and not child & parent
