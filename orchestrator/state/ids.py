@@ -46,6 +46,7 @@ class _RandomBits:
         self._next = 0
 
     def draw(self) -> int:
+        """The next 80 random bits, as a number."""
         with self._lock:
             at = self._next
             if at + self._DRAW > len(self._buffer):
