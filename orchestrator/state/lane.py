@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -312,7 +311,7 @@ class StartLane:
                 none: each is idempotent, as a lost answer of its own call would be).
             StateBackendError: Redis refused the take.
         """
-        args = [take, max(1, int(visibility_s * 1000)), uuid.uuid4().hex, begin, *acks]
+        args = [take, max(1, int(visibility_s * 1000)), secrets.token_hex(16), begin, *acks]
         calls = [HotCall(self._finish, call.keys, call.args, raw=True) for call in finishes]
         # Bytes, not text: a session's value that is not UTF-8 must fail its own start
         # (the job decodes the fields), not the whole take.
