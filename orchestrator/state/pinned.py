@@ -6,7 +6,9 @@ nothing, between two ``settimeout`` calls) on the way out, the lock and the chec
 way back. That is about 8 us of CPU per command here, a tenth of a producer's ``start``.
 :class:`ThreadConnections` keeps one connection of the same pool for each thread that calls
 through it (a client with ``single_connection_client``), so a thread's next call goes straight
-to its socket.
+to its socket. The command is sent and read through the connection itself, past the client's
+own path (its lock, its response callbacks): only ``EVALSHA`` goes through here, which has no
+callback.
 
 The connection is the pool's: same options, same retries, same server (a Sentinel pool's asks
 the Sentinels for the primary when it connects, again after a failover). A thread holds its
@@ -25,6 +27,7 @@ import threading
 from typing import Any
 
 from redis import Redis
+from redis.client import NEVER_DECODE
 from redis.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -57,14 +60,21 @@ class ThreadConnections:
         self._local = threading.local()
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
-        """``Redis.execute_command`` on the calling thread's connection."""
+        """Run a command on the calling thread's connection, as ``Redis.execute_command``
+        does, with the connection's retries; for ``EVALSHA`` only.
+
+        The command goes straight to the connection (its ``send_command`` and
+        ``read_response``): redis-py's response callbacks are not applied (``EVALSHA`` has
+        none), and ``NEVER_DECODE`` is the one option taken. That is ~6 us of CPU less per call
+        than the client's own path.
+        """
         local = self._local
         if getattr(local, "forks", -1) != _forks:
             local.pinned = _Pinned(self._client)
             local.forks = _forks
         pinned: _Pinned = local.pinned
         pinned.check()
-        return pinned.client.execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        return pinned.run(args, bool(options.get(NEVER_DECODE)))
 
     def script_load(self, script: str) -> Any:
         """Load ``script`` (through the shared client: any connection will do)."""
@@ -77,6 +87,9 @@ class _Pinned:
     def __init__(self, shared: Redis) -> None:
         # Takes (and connects) a connection of the pool; raises if none can be made.
         self.client = Redis(connection_pool=shared.connection_pool, single_connection_client=True)
+        connection = self.client.connection
+        assert connection is not None  # a single-connection client's, until it is closed
+        self.connection: AbstractConnection = connection
         self._socket: socket.socket | None = None
         self._poll = select.poll()
 
@@ -97,14 +110,28 @@ class _Pinned:
         Raises:
             redis.exceptions.ConnectionError, TimeoutError: no connection could be made.
         """
-        connection = self.client.connection
-        assert connection is not None  # a single-connection client's, until it is closed
+        connection = self.connection
         sock = connection._sock  # redis-py's socket of the connection (None: not connected)
         if sock is not None and self._readable(connection, sock):
             connection.disconnect()
             sock = None
         if sock is None:
             connection.connect()  # type: ignore[no-untyped-call]
+
+    def run(self, command: tuple[Any, ...], raw: bool) -> Any:
+        """Send ``command`` and read its answer (bytes if ``raw``), retried as the client
+        retries: after a failed attempt the connection is closed, and the next one connects
+        again."""
+        connection = self.connection
+
+        def send_and_read() -> Any:
+            connection.send_command(*command)  # type: ignore[no-untyped-call]
+            return connection.read_response(disable_decoding=raw)  # type: ignore[no-untyped-call]
+
+        return connection.retry.call_with_retry(send_and_read, self._failed)
+
+    def _failed(self, _: Exception) -> None:
+        self.connection.disconnect()  # type: ignore[no-untyped-call]
 
     def _readable(self, connection: AbstractConnection, sock: socket.socket) -> bool:
         if isinstance(sock, ssl.SSLSocket):

@@ -12,6 +12,9 @@ from typing import Any
 
 import pytest
 from redis import Redis
+from redis.client import NEVER_DECODE
+from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from orchestrator.state.connection import connect
 from orchestrator.state.pinned import ThreadConnections
@@ -100,3 +103,32 @@ def test_a_forked_child_makes_its_own_connection_and_leaves_the_parents_alone(
     assert child not in (-1, parent)
     # The parent's connection was not touched by the child (nor closed when it exited).
     assert _client_id(connections) == parent
+
+
+def test_a_command_that_times_out_closes_its_connection_and_its_late_answer_is_never_read(
+    redis_url: str, redis_client: Redis
+) -> None:
+    # A script that keeps Redis busy for longer than the socket timeout: its answer comes late,
+    # on a connection that was closed; the next command must get its own answer.
+    own = connect(redis_url, socket_timeout=0.05)
+    try:
+        connections = ThreadConnections(own)
+        first = _client_id(connections)
+        busy = "local i = 0 while i < 20000000 do i = i + 1 end return 'late'"
+        with pytest.raises(RedisTimeoutError):
+            connections.execute_command("EVAL", busy, 0)
+        redis_client.ping()  # waits (longer timeout) until the script has answered
+        assert connections.execute_command("ECHO", "mine") == "mine"
+        assert _client_id(connections) != first
+    finally:
+        own.close()
+
+
+def test_errors_and_undecoded_answers_come_back_as_from_the_client(client: Redis) -> None:
+    connections = ThreadConnections(client)
+    with pytest.raises(NoScriptError):
+        connections.execute_command("EVALSHA", "0" * 40, 0)
+    with pytest.raises(ResponseError, match="boom"):
+        connections.execute_command("EVAL", "return redis.error_reply('boom')", 0)
+    assert connections.execute_command("ECHO", "é") == "é"
+    assert connections.execute_command("ECHO", "é", **{NEVER_DECODE: True}) == "é".encode()
