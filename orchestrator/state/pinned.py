@@ -65,8 +65,8 @@ class ThreadConnections:
 
         The command goes straight to the connection (its ``send_command`` and
         ``read_response``): redis-py's response callbacks are not applied (``EVALSHA`` has
-        none), and ``NEVER_DECODE`` is the one option taken. That is ~6 us of CPU less per call
-        than the client's own path.
+        none), and ``NEVER_DECODE`` is the one option taken. That is 3–5 us of CPU less per
+        call than the client's own path (docs/performance.md).
         """
         local = self._local
         if getattr(local, "forks", -1) != _forks:

@@ -110,11 +110,11 @@ def test_a_command_that_times_out_closes_its_connection_and_its_late_answer_is_n
 ) -> None:
     # A script that keeps Redis busy for longer than the socket timeout: its answer comes late,
     # on a connection that was closed; the next command must get its own answer.
-    own = connect(redis_url, socket_timeout=0.05)
+    own = connect(redis_url, socket_timeout=0.1)
     try:
         connections = ThreadConnections(own)
         first = _client_id(connections)
-        busy = "local i = 0 while i < 20000000 do i = i + 1 end return 'late'"
+        busy = "local i = 0 while i < 50000000 do i = i + 1 end return 'late'"  # ~1 s
         with pytest.raises(RedisTimeoutError):
             connections.execute_command("EVAL", busy, 0)
         redis_client.ping()  # waits (longer timeout) until the script has answered
