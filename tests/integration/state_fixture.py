@@ -7,7 +7,8 @@ keys. Teardown deletes only the keys under the test's prefix; nothing is ever fl
 * ``redis_url`` (session): the URL of the test database, ``redis://127.0.0.1:6379/14`` unless
   ``KRTC_TEST_REDIS_URL`` says otherwise. Skips the test when Redis does not answer, but fails
   when ``CI`` is set (``make test`` starts Redis first).
-* ``key_prefix``: a fresh prefix; its keys are deleted after the test.
+* ``key_prefix``: a fresh prefix; its keys are deleted after the test (after the job contexts
+  the test made have written their last counters).
 * ``redis_client``: a client on ``redis_url`` (``decode_responses=True``).
 * ``store``: a :class:`SessionStore` under ``key_prefix``.
 * ``make_store``: builds more stores under ``key_prefix`` with other options (clock, limits).
@@ -26,6 +27,8 @@ import pytest
 from redis import Redis
 from redis.exceptions import RedisError
 
+from orchestrator.jobs import JobContext
+from orchestrator.settings import Settings
 from orchestrator.state import DeadLetterStore, Keys, SessionStore
 from orchestrator.state.connection import connect
 
@@ -91,9 +94,23 @@ def redis_url() -> str:
 
 
 @pytest.fixture
-def key_prefix(redis_url: str) -> Iterator[str]:
+def key_prefix(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     prefix = f"test-{uuid.uuid4().hex}"
+    # A job context made in the test's process writes its API call counters from a thread once
+    # a second: its last write must land before the keys are deleted, not after.
+    contexts: list[JobContext] = []
+    made = JobContext.from_settings
+
+    def tracked(settings: Settings) -> JobContext:
+        context = made(settings)
+        contexts.append(context)
+        return context
+
+    monkeypatch.setattr(JobContext, "from_settings", tracked)
     yield prefix
+    for context in contexts:
+        if context.metrics is not None:
+            context.metrics.close()
     # The project's own client: a module may point redis_url at Sentinels.
     client = connect(redis_url)
     try:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -73,20 +74,49 @@ class WorkerProcess:
         raise AssertionError(f"worker not ready after {timeout}s:\n{self.log()}")
 
     def stop(self, timeout: float = 20.0) -> int:
-        """Warm shutdown (SIGTERM); returns the exit code."""
+        """Warm shutdown (SIGTERM); returns the exit code once every process of the worker's
+        group has ended (under ``faketime`` the worker is a child that may outlive it)."""
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
+        if not _group_ended(self.process.pid, timeout):
+            self.kill()
         return int(self.process.returncode)
 
     def kill(self) -> None:
         """SIGKILL the worker and its pool at once: no cleanup, no acks."""
-        if self.process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
+        if self.process.poll() is None:
             self.process.wait(10)
+        _group_ended(self.process.pid, 10)
+
+
+def _group_ended(group: int, timeout_s: float) -> bool:
+    """Wait until no process of ``group`` runs (a zombie does not); False if one still does at
+    the end."""
+    deadline = time.monotonic() + timeout_s
+    while _group_runs(group):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _group_runs(group: int) -> bool:
+    """Whether a process of ``group`` runs, from ``/proc/*/stat`` (pgrp is field 5, the state
+    field 3; both come after the command's closing parenthesis)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # ended meanwhile
+        if int(fields[2]) == group and fields[0] != "Z":
+            return True
+    return False
 
 
 @dataclass
