@@ -194,7 +194,7 @@ def created_entry(session_id: str) -> str:
     per start (a ``getrandom`` call: about 2 % of a start's time here). Later runs of the same
     session (a re-queued start) draw theirs (:func:`lane_entry`).
     """
-    return f"{session_id} {session_id}"
+    return lane_entry(session_id, session_id)
 
 
 @dataclass(frozen=True)

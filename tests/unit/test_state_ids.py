@@ -120,9 +120,9 @@ def test_ids_drawn_across_buffer_refills_and_threads_are_distinct() -> None:
         return [new_session_id(1700000000.0) for _ in range(1000)]
 
     with ThreadPoolExecutor(8) as pool:
-        ids = [i for batch in pool.map(lambda _: draw(), range(8)) for i in batch]
+        drawn = [i for batch in pool.map(lambda _: draw(), range(8)) for i in batch]
 
-    assert len(set(ids)) == len(ids) == 8000
+    assert len(set(drawn)) == len(drawn) == 8000
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
